@@ -1,0 +1,65 @@
+"""Brücken, the shared photo archive of Fotoprojekt Brücken. ``create_app`` builds the Flask app;
+nothing happens at import time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+ROOT = Path(__file__).resolve().parent.parent
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def create_app(overrides: dict[str, Any] | None = None) -> Flask:
+    from . import auth, cli, errors_web
+    from .models import db
+    from .settings import ensure_folders, load_settings, secret_key
+    from .views import register_blueprints
+
+    settings = load_settings(overrides)
+    app = Flask(__name__, template_folder=str(ROOT / "templates"), instance_path=settings["INSTANCE_DIR"])
+    app.config.update(settings)
+    ensure_folders(settings)
+    app.config.update(
+        SECRET_KEY=secret_key(settings),
+        SQLALCHEMY_DATABASE_URI=settings["DATABASE_URL"],
+        MAX_CONTENT_LENGTH=settings["MAX_REQUEST_BYTES"],
+        # Uploads are streamed to disk by Werkzeug above this size, never held in memory.
+        MAX_FORM_MEMORY_SIZE=1024 * 1024,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+    )
+
+    db.init_app(app)
+    _tune_sqlite(app)
+    from flask_migrate import Migrate
+
+    Migrate(app, db, directory=str(MIGRATIONS), render_as_batch=True)
+    auth.init_app(app)
+    errors_web.init_app(app)
+    register_blueprints(app)
+    cli.register(app)
+    return app
+
+
+def _tune_sqlite(app: Flask) -> None:
+    """The web processes and the worker share one SQLite file: WAL lets readers run beside the writer,
+    and a busy timeout makes writers wait instead of failing with 'database is locked'."""
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        return
+    from sqlalchemy import event
+
+    from .models import db
+
+    with app.app_context():
+        engine = db.engine
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=15000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()

@@ -1,0 +1,206 @@
+"""The `brucken` command (also `flask --app archive ...`). Each command is a thin wrapper around a service."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup, with_appcontext
+from sqlalchemy import select
+
+
+def _create_app() -> Flask:
+    from . import create_app
+
+    return create_app()
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False,
+             help="Brücken, the photo archive of Fotoprojekt Brücken.")
+def main() -> None:
+    """Entry point of the console script."""
+
+
+def register(app: Flask) -> None:
+    for command in (init_command, run_command, worker_command, import_command, derivatives_command,
+                    reconcile_command):
+        app.cli.add_command(command)
+
+
+@click.command("init")
+@with_appcontext
+def init_command() -> None:
+    """Create or upgrade the database, seed the associations, make the first admin. Safe to run twice."""
+    from flask_migrate import upgrade
+
+    from .models import db
+    from .seed import ensure_admin, seed_associations
+
+    upgrade(directory=current_app.extensions["migrate"].directory)
+    added = seed_associations(db.session)
+    click.echo(f"Datenbank bereit. {added} Verein(e) angelegt.")
+    password = ensure_admin(db.session)
+    if password:
+        click.echo("")
+        click.echo("  Admin-Konto angelegt / admin account created")
+        click.echo("  Benutzername / username: admin")
+        click.echo(f"  Einmal-Passwort / one-time password: {password}")
+        click.echo("  (Beim ersten Anmelden wählen Sie ein eigenes Passwort.)")
+        click.echo("")
+    else:
+        click.echo("Ein Admin-Konto gibt es schon. / An admin account exists already.")
+
+
+@click.command("worker")
+@click.option("--threads", type=int, default=None, help="Jobs at once (default: WORKER_THREADS).")
+@with_appcontext
+def worker_command(threads: int | None) -> None:
+    """Run the job worker: makes derivatives for new photos."""
+    from .services import get_jobs
+
+    consumer = get_jobs().consumer(threads or int(current_app.config["WORKER_THREADS"]))
+    click.echo("Worker läuft. / Worker running.")
+    consumer.run()
+
+
+@click.command("run")
+@click.option("--host", default=None, help="Address to listen on (default: HOST).")
+@click.option("--port", type=int, default=None, help="Port (default: PORT).")
+@with_appcontext
+def run_command(host: str | None, port: int | None) -> None:
+    """Serve the archive with gunicorn and run the job worker beside it, until Ctrl-C."""
+    config = current_app.config
+    bind = f"{host or config['HOST']}:{port or config['PORT']}"
+    env = dict(os.environ)
+    web = subprocess.Popen([sys.executable, "-m", "gunicorn", "--bind", bind, "--workers",
+                            str(config["WEB_WORKERS"]), "--threads", "4", "--timeout", "120",
+                            "--access-logfile", "-", "archive:create_app()"], env=env)
+    worker = subprocess.Popen([sys.executable, "-m", "archive", "worker"], env=env)
+    click.echo(f"Brücken läuft auf http://{bind}/ (Strg-C beendet). / Brücken runs on http://{bind}/")
+    _supervise([web, worker])
+
+
+def _supervise(children: list[subprocess.Popen[Any]]) -> None:
+    """Stop all children when one ends or when we are asked to stop."""
+    stopping = False
+
+    def _stop(_signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        while not stopping and all(child.poll() is None for child in children):
+            time.sleep(0.3)
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+    codes = [child.returncode for child in children]
+    if not stopping and any(codes):
+        raise SystemExit(f"a part of Brücken stopped unexpectedly (exit codes {codes})")
+
+
+@click.command("import")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--association", "slug", required=True, help="Slug of the association that owns the photos.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@click.option("--no-wait", is_flag=True, help="Leave the derivatives to the worker instead of waiting.")
+@with_appcontext
+def import_command(paths: tuple[Path, ...], slug: str, as_json: bool, no_wait: bool) -> None:
+    """Import a folder tree of photos for an association."""
+    from .importer import import_files, settle_failures, walk
+    from .ingest import Ingest
+    from .models import Association, db
+    from .services import get_jobs, get_store
+
+    association = db.session.scalar(select(Association).where(Association.slug == slug))
+    if association is None:
+        slugs = ", ".join(db.session.scalars(select(Association.slug).order_by(Association.slug)))
+        raise click.UsageError(f"Unbekannter Verein / unknown association '{slug}'. Bekannt / known: {slugs}")
+    jobs = get_jobs()
+    waiting: list[int] = []
+    enqueue = jobs.enqueue_processing if no_wait else waiting.append
+    ingest = Ingest(db.session, get_store(), current_app.config, enqueue)
+    files = list(walk(paths))
+    with click.progressbar(files, label="Importieren", file=sys.stderr, show_pos=True,
+                           item_show_func=lambda p: p.name if p else "") as bar:
+        summary = import_files(bar, ingest, association)
+    if waiting:
+        # Waiting means the processing runs here, the same job the worker would run.
+        with click.progressbar(waiting, label="Vorschaubilder", file=sys.stderr, show_pos=True) as bar:
+            for photo_id in bar:
+                jobs.run_processing_here(photo_id)
+        db.session.expire_all()
+        settle_failures(db.session, get_store(), summary)
+    if as_json:
+        click.echo(json.dumps(summary.as_dict(), ensure_ascii=False))
+        return
+    click.echo(f"{summary.archived} archiviert / archived, {summary.duplicates} Duplikate / duplicates, "
+               f"{len(summary.refused)} abgelehnt / refused")
+    for item in summary.refused:
+        click.echo(f"  {item['path']}: {item['reason']}")
+
+
+@click.command("derivatives")
+@click.option("--missing-only", is_flag=True, help="Only photos that lack a derivative.")
+@with_appcontext
+def derivatives_command(missing_only: bool) -> None:
+    """Make the thumbnails and previews again for every photo (after the sizes table changed)."""
+    from .media import FORMATS, SIZES
+    from .models import Photo, PhotoStatus, db
+    from .services import get_jobs, get_store
+
+    expected = len(SIZES) * len(FORMATS)
+    jobs, store = get_jobs(), get_store()
+    ids = list(db.session.scalars(select(Photo.id).where(Photo.status != PhotoStatus.FAILED).order_by(Photo.id)))
+    done = 0
+    with click.progressbar(ids, label="Vorschaubilder", file=sys.stderr, show_pos=True) as bar:
+        for photo_id in bar:
+            photo = db.session.get(Photo, photo_id)
+            if missing_only and photo is not None and _complete(photo, expected, store):
+                continue
+            jobs.run_processing_here(photo_id)
+            done += 1
+            db.session.expire_all()
+    click.echo(f"{done} Foto(s) neu verarbeitet / photo(s) processed again.")
+
+
+def _complete(photo: Any, expected: int, store: Any) -> bool:
+    return len(photo.derivatives) >= expected and all(store.exists(d.key) for d in photo.derivatives)
+
+
+@click.command("reconcile")
+@click.option("--dry-run", is_flag=True, help="Only show what would be done.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@with_appcontext
+def reconcile_command(dry_run: bool, as_json: bool) -> None:
+    """Finish or clean what a crash left: stuck photos, staged files, orphaned objects."""
+    from .models import db
+    from .reconcile import reconcile
+    from .services import get_jobs, get_store
+
+    report = reconcile(db.session, get_store(), current_app.config, get_jobs().enqueue_processing,
+                       dry_run=dry_run)
+    if as_json:
+        click.echo(json.dumps(report.as_dict()))
+        return
+    click.echo(f"{len(report.requeued)} Foto(s) neu eingereiht / requeued, "
+               f"{len(report.removed_rows)} unvollständige Foto(s) entfernt / incomplete removed, "
+               f"{len(report.removed_staged)} Zwischendatei(en) / staged files, "
+               f"{len(report.removed_objects)} verwaiste Objekte / orphaned objects"
+               + (" (nur angezeigt / dry run)" if dry_run else ""))

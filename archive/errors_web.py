@@ -1,0 +1,61 @@
+"""How refusals and HTTP errors reach people: an HTML page or JSON, always with the reason in words."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from .errors import Refusal, Unavailable
+
+MESSAGES = {
+    400: ("Die Anfrage ist unvollständig oder fehlerhaft.", "The request is incomplete or malformed."),
+    403: ("Dafür fehlt Ihnen die Berechtigung.", "You are not allowed to do this."),
+    404: ("Diese Seite oder dieses Foto gibt es nicht (oder nicht für Sie).",
+          "This page or photo does not exist (or not for you)."),
+    405: ("Diese Aktion ist hier nicht möglich.", "This action is not possible here."),
+    413: ("Die Dateien sind zusammen zu groß. Bitte laden Sie weniger auf einmal hoch.",
+          "The files are too large together. Please upload fewer at once."),
+}
+
+
+def language() -> str:
+    """German first; English when the browser prefers it."""
+    if request.args.get("lang") in ("de", "en"):
+        return str(request.args["lang"])
+    best = request.accept_languages.best_match(["de", "en"])
+    return best or "de"
+
+
+def wants_json() -> bool:
+    return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
+
+
+def _answer(refusal: Refusal) -> Any:
+    if wants_json():
+        response = jsonify({"error": refusal.as_dict()})
+    else:
+        response = render_template("error.html", message=refusal.message(language()), refusal=refusal)
+    response = (response, refusal.status)
+    if isinstance(refusal, Unavailable):
+        response = (*response, {"Retry-After": str(refusal.retry_after)})
+    return response
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(Refusal)
+    def _refusal(error: Refusal) -> Any:
+        return _answer(error)
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def _too_large(_error: RequestEntityTooLarge) -> Any:
+        de, en = MESSAGES[413]
+        return _answer(Refusal("request_too_large", de, en, status=413))
+
+    @app.errorhandler(HTTPException)
+    def _http(error: HTTPException) -> Any:
+        if error.code not in MESSAGES:
+            return error
+        de, en = MESSAGES[error.code]
+        return _answer(Refusal(f"http_{error.code}", de, en, status=error.code))

@@ -1,0 +1,212 @@
+"""The upload pipeline, every step in order, in one place.
+
+receive (stream to staging, hash, count) -> check (sniff the bytes, read the header) -> deduplicate
+-> store the original -> record the row -> enqueue processing. The caller gets an answer before any
+derivative exists. Every way out removes the staged file; a refusal leaves no row and no object.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, Literal
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from . import media
+from .errors import Refusal, Unavailable
+from .models import Association, AuditEvent, Photo, PhotoStatus, User
+from .storage import ObjectStore, StorageError, content_key
+
+log = logging.getLogger(__name__)
+
+CHUNK = 256 * 1024
+ACCEPTED_NAMES = "JPEG, PNG, WebP, HEIC/HEIF oder AVIF"
+ACCEPTED_NAMES_EN = "JPEG, PNG, WebP, HEIC/HEIF or AVIF"
+
+Outcome = Literal["archived", "duplicate", "refused"]
+
+
+@dataclass(frozen=True)
+class Staged:
+    path: Path
+    sha256: str
+    size: int
+    head: bytes
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    outcome: Outcome
+    filename: str
+    photo_id: int | None = None
+    refusal: Refusal | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"outcome": self.outcome, "filename": self.filename, "photo_id": self.photo_id}
+        if self.refusal is not None:
+            data["reason"] = self.refusal.as_dict()
+        return data
+
+
+def _megabytes(n: int) -> str:
+    return f"{n / 1_000_000:.0f} MB"
+
+
+def stage(stream: BinaryIO, staging_dir: Path, max_bytes: int) -> Staged:
+    """Copy the upload to a private staging file while hashing and counting; stop at the size limit."""
+    staging_dir.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    size = 0
+    head = b""
+    fd, name = tempfile.mkstemp(dir=staging_dir, prefix="upload-", suffix=".part")
+    path = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            while chunk := stream.read(CHUNK):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise Refusal(
+                        "too_large",
+                        f"Diese Datei ist größer als {_megabytes(max_bytes)}. Bitte laden Sie eine kleinere "
+                        "Fassung hoch.",
+                        f"This file is larger than {_megabytes(max_bytes)}. Please upload a smaller version.",
+                        status=413,
+                    )
+                if len(head) < 64:
+                    head += chunk[: 64 - len(head)]
+                digest.update(chunk)
+                out.write(chunk)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    if size == 0:
+        path.unlink(missing_ok=True)
+        raise Refusal("empty", "Diese Datei ist leer (0 Byte). Bitte wählen Sie das Foto noch einmal aus.",
+                      "This file is empty (0 bytes). Please choose the photo again.")
+    return Staged(path=path, sha256=digest.hexdigest(), size=size, head=head)
+
+
+def check(staged: Staged, max_pixels: int) -> media.ImageHeader:
+    """Trust only the bytes: the format from the magic numbers, the size from the header."""
+    sniffed = media.sniff(staged.head)
+    if sniffed.format is None:
+        raise Refusal(
+            "not_a_photo",
+            f"Diese Datei ist kein Foto ({sniffed.detected} erkannt). Bitte laden Sie {ACCEPTED_NAMES} hoch.",
+            f"This file is not a photo ({sniffed.detected} detected). Please upload {ACCEPTED_NAMES_EN}.",
+            status=415,
+        )
+    return media.read_header(staged.path, sniffed.format, max_pixels)
+
+
+class Ingest:
+    """Takes one file at a time into the archive. Dependencies come in; nothing is global."""
+
+    def __init__(self, session: Session, store: ObjectStore, settings: dict[str, Any],
+                 enqueue: Callable[[int], None]) -> None:
+        self.session = session
+        self.store = store
+        self.settings = settings
+        self.enqueue = enqueue
+
+    def ingest(self, stream: BinaryIO, filename: str, association: Association,
+               uploader: User | None) -> IngestResult:
+        filename = _clean_filename(filename)
+        try:
+            staged = stage(stream, Path(self.settings["STAGING_DIR"]), int(self.settings["MAX_UPLOAD_BYTES"]))
+        except Refusal as refusal:
+            return IngestResult("refused", filename, refusal=refusal)
+        try:
+            return self._archive(staged, filename, association, uploader)
+        except Refusal as refusal:
+            return IngestResult("refused", filename, refusal=refusal)
+        finally:
+            staged.path.unlink(missing_ok=True)
+
+    def _archive(self, staged: Staged, filename: str, association: Association,
+                 uploader: User | None) -> IngestResult:
+        header = check(staged, int(self.settings["MAX_PIXELS"]))
+
+        existing = self._find(staged.sha256)
+        if existing is not None:
+            return IngestResult("duplicate", filename, photo_id=existing)
+
+        key = content_key(staged.sha256)
+        try:
+            self.store.put_file(key, staged.path, media.ACCEPTED[header.format])
+        except StorageError as error:
+            log.warning("storing %s failed: %s", key, error)
+            raise _store_down() from error
+
+        photo = Photo(
+            association_id=association.id,
+            uploader_id=uploader.id if uploader else None,
+            status=PhotoStatus.PROCESSING,
+            sha256=staged.sha256,
+            original_key=key,
+            original_filename=filename,
+            format=header.format,
+            mime_type=media.ACCEPTED[header.format],
+            size_bytes=staged.size,
+            width=header.width,
+            height=header.height,
+        )
+        self.session.add(photo)
+        try:
+            self.session.flush()
+            self.session.add(AuditEvent(actor_id=photo.uploader_id, action="photo.uploaded", photo_id=photo.id,
+                                        detail={"filename": filename, "sha256": staged.sha256}))
+            self.session.commit()
+        except IntegrityError:
+            # The same photo arrived twice at once: the other upload won, and its row owns the object.
+            self.session.rollback()
+            existing = self._find(staged.sha256)
+            if existing is not None:
+                return IngestResult("duplicate", filename, photo_id=existing)
+            raise
+        except BaseException:
+            self.session.rollback()
+            self._forget_object(key)
+            raise
+
+        try:
+            self.enqueue(photo.id)
+        except Exception:
+            # The row is committed and stays 'processing'; reconcile enqueues it again.
+            log.exception("could not enqueue processing of photo %s", photo.id)
+        return IngestResult("archived", filename, photo_id=photo.id)
+
+    def _find(self, sha256: str) -> int | None:
+        return self.session.scalar(select(Photo.id).where(Photo.sha256 == sha256))
+
+    def _forget_object(self, key: str) -> None:
+        """Remove an object no row points to (the row could not be written)."""
+        if self.session.scalar(select(Photo.id).where(Photo.original_key == key)) is None:
+            try:
+                self.store.delete(key)
+            except StorageError:
+                log.warning("could not remove orphan %s; reconcile will", key)
+
+
+def _store_down() -> Unavailable:
+    return Unavailable(
+        "storage_unavailable",
+        "Der Fotospeicher ist gerade nicht erreichbar. Es wurde nichts gespeichert. "
+        "Bitte versuchen Sie es in einer Minute noch einmal.",
+        "The photo storage cannot be reached right now. Nothing was saved. Please try again in a minute.",
+    )
+
+
+def _clean_filename(name: str) -> str:
+    """Keep the name people gave the file (for display), without paths or control characters."""
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if ch.isprintable() and ch not in "\u202a\u202b\u202c\u202d\u202e")
+    return name.strip()[:255] or "foto"

@@ -1,0 +1,115 @@
+"""Step 6 of a photo's flow, run by the job worker: read the metadata, make the derivatives,
+store them, and move the photo on. Idempotent: running it twice gives the same rows and objects."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from . import media
+from .metadata import PhotoMetadata, read_metadata
+from .models import AuditEvent, Derivative, OutboxEvent, Photo, PhotoStatus, Tag, utcnow
+from .storage import ObjectNotFound, ObjectStore
+
+log = logging.getLogger(__name__)
+
+
+def derivative_key(sha256: str, size: str, fmt: str) -> str:
+    ext = "jpg" if fmt == "jpeg" else fmt
+    return f"derivatives/{sha256[:2]}/{sha256}/{size}.{ext}"
+
+
+class ProcessingFailed(Exception):
+    """The original is stored but no image can be made from it."""
+
+
+def process_photo(photo_id: int, session: Session, store: ObjectStore, settings: dict[str, Any]) -> Photo | None:
+    """Make everything a photo needs from its original. Returns None when the photo is gone."""
+    photo = session.get(Photo, photo_id)
+    if photo is None:
+        return None
+    staging = Path(settings["STAGING_DIR"])
+    staging.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=staging, prefix="process-", suffix=".orig") as local:
+        try:
+            for chunk in store.iter_chunks(photo.original_key):
+                local.write(chunk)
+        except ObjectNotFound:
+            _fail(session, photo, "Das Original fehlt im Speicher.", "The original is missing from storage.")
+            return photo
+        local.flush()
+        path = Path(local.name)
+        meta = read_metadata(path)
+        try:
+            renditions = media.make_derivatives(
+                path,
+                max_pixels=int(settings["MAX_PIXELS"]),
+                jpeg_quality=int(settings["JPEG_QUALITY"]),
+                webp_quality=int(settings["WEBP_QUALITY"]),
+            )
+        except media.MediaError as error:
+            _fail(session, photo, f"Aus dieser Datei lässt sich kein Bild erzeugen ({error}).",
+                  f"No image can be made from this file ({error}).")
+            return photo
+
+    # Store first, then point rows at the objects: a crash in between leaves only objects, which
+    # reconcile removes, never a row pointing at nothing.
+    for rendition in renditions:
+        store.put_bytes(derivative_key(photo.sha256, rendition.size, rendition.fmt), rendition.data,
+                        rendition.mime)
+    _record_derivatives(photo, renditions)
+    _apply_metadata(session, photo, meta)
+    first_time = photo.status in (PhotoStatus.PROCESSING, PhotoStatus.FAILED)
+    if first_time:
+        photo.status = PhotoStatus.SUBMITTED
+        photo.processing_error = None
+        session.add(AuditEvent(action="photo.processed", photo_id=photo.id,
+                               detail={"derivatives": len(renditions)}))
+    photo.processed_at = utcnow()
+    session.add(OutboxEvent(topic="photo.changed", photo_id=photo.id))
+    session.commit()
+    return photo
+
+
+def _record_derivatives(photo: Photo, renditions: list[media.Rendition]) -> None:
+    for rendition in renditions:
+        row = photo.derivative(rendition.size, rendition.fmt)
+        if row is None:
+            row = Derivative(size=rendition.size, fmt=rendition.fmt)
+            photo.derivatives.append(row)
+        row.key = derivative_key(photo.sha256, rendition.size, rendition.fmt)
+        row.width, row.height = rendition.width, rendition.height
+        row.size_bytes = len(rendition.data)
+        row.etag = hashlib.sha256(rendition.data).hexdigest()[:32]
+
+
+def _apply_metadata(session: Session, photo: Photo, meta: PhotoMetadata) -> None:
+    """Typed camera columns always follow the file; words are only offered where people wrote none."""
+    photo.taken_at = meta.taken_at.replace(tzinfo=None) if meta.taken_at else None
+    photo.camera_make, photo.camera_model, photo.lens = meta.camera_make, meta.camera_model, meta.lens
+    photo.exposure_time, photo.f_number = meta.exposure_time, meta.f_number
+    photo.focal_length_mm, photo.iso = meta.focal_length_mm, meta.iso
+    photo.gps_lat, photo.gps_lon, photo.orientation = meta.gps_lat, meta.gps_lon, meta.orientation
+    photo.metadata_warnings = list(meta.warnings)
+    photo.title = photo.title or (meta.title or "")[:300]
+    photo.caption = photo.caption or meta.caption or ""
+    photo.credit = photo.credit or (meta.creator or "")[:200]
+    photo.copyright = photo.copyright or (meta.copyright or "")[:300]
+    if not photo.tags:
+        for name in dict.fromkeys(k.strip()[:100] for k in meta.keywords if k.strip()):
+            tag = session.scalar(select(Tag).where(Tag.name == name)) or Tag(name=name)
+            photo.tags.append(tag)
+
+
+def _fail(session: Session, photo: Photo, de: str, en: str) -> None:
+    log.warning("photo %s failed processing: %s", photo.id, en)
+    photo.status = PhotoStatus.FAILED
+    photo.processing_error = f"{de} / {en}"
+    session.add(AuditEvent(action="photo.failed", photo_id=photo.id, detail={"reason": en}))
+    session.commit()

@@ -1,0 +1,29 @@
+"""Per-app services (object store, jobs), built once on first use and kept in app.extensions."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from flask import current_app
+
+from .storage import ObjectStore, make_store
+
+if TYPE_CHECKING:
+    from .jobs import Jobs
+
+
+def get_store() -> ObjectStore:
+    ext = current_app.extensions
+    if "brucken.store" not in ext:
+        ext["brucken.store"] = make_store(current_app.config)
+    return ext["brucken.store"]
+
+
+def get_jobs() -> Jobs:
+    ext = current_app.extensions
+    if "brucken.jobs" not in ext:
+        from .jobs import Jobs, make_huey
+
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        ext["brucken.jobs"] = Jobs(app, make_huey(current_app.config))
+    return ext["brucken.jobs"]

@@ -1,0 +1,29 @@
+"""One blueprint per audience, and the helpers every template may use."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+STATUS_LABELS = {
+    "processing": "wird verarbeitet",
+    "submitted": "eingereicht, wartet auf Prüfung",
+    "in_review": "in Prüfung",
+    "published": "veröffentlicht",
+    "returned": "zurückgegeben",
+    "rejected": "abgelehnt",
+    "withdrawn": "zurückgezogen",
+    "failed": "kein Bild möglich",
+}
+
+
+def status_label(status: str) -> str:
+    return STATUS_LABELS.get(str(status), str(status))
+
+
+def register_blueprints(app: Flask) -> None:
+    from ..auth import can_manage
+    from . import auth, gallery, media, photos, upload
+
+    for module in (auth, gallery, media, photos, upload):
+        app.register_blueprint(module.bp)
+    app.jinja_env.globals.update(status_label=status_label, can_manage=can_manage)

@@ -1,0 +1,64 @@
+"""The upload page: many files at once; each gets its own answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, current_app, jsonify, render_template, request
+from flask_login import current_user, login_required
+from sqlalchemy import select
+
+from ..errors import Refusal
+from ..errors_web import language, wants_json
+from ..ingest import Ingest, IngestResult
+from ..models import Association, db
+from ..services import get_jobs, get_store
+
+bp = Blueprint("upload", __name__)
+
+
+def _target_association() -> Association:
+    """Members upload for their own association; curators and admins choose one."""
+    if current_user.sees_everything:
+        slug = request.form.get("association") or request.args.get("association")
+        association = db.session.scalar(select(Association).where(Association.slug == slug)) if slug else None
+        if association is None:
+            raise Refusal("association_missing", "Bitte wählen Sie den Verein, dem die Fotos gehören.",
+                          "Please choose the association the photos belong to.", status=400)
+        return association
+    if current_user.association is None:
+        abort(403)
+    return current_user.association
+
+
+@bp.get("/upload")
+@login_required
+def form() -> Any:
+    associations = db.session.scalars(select(Association).order_by(Association.name)).all()
+    return render_template("upload/form.html", associations=associations)
+
+
+@bp.post("/upload")
+@login_required
+def receive() -> Any:
+    association = _target_association()
+    files = [f for f in request.files.getlist("photos") if f.filename or f.content_length]
+    if not files:
+        raise Refusal("no_files", "Bitte wählen Sie mindestens ein Foto aus.", "Please choose at least one photo.",
+                      status=400)
+    ingest = Ingest(db.session, get_store(), current_app.config, get_jobs().enqueue_processing)
+    results = [ingest.ingest(f.stream, f.filename or "", association, current_user) for f in files]
+    status = _status(results)
+    if wants_json():
+        return jsonify({"results": [r.as_dict() for r in results]}), status
+    return render_template("upload/results.html", results=results, association=association,
+                           lang=language()), status
+
+
+def _status(results: list[IngestResult]) -> int:
+    """201 when something new was archived; a lone refusal keeps its own 4xx/503."""
+    if any(r.outcome == "archived" for r in results):
+        return 201
+    if all(r.outcome == "refused" for r in results) and results[0].refusal is not None:
+        return results[0].refusal.status
+    return 200

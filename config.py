@@ -1,0 +1,73 @@
+"""Brücken's settings: every one with its default and what it is for.
+
+Each setting can be overridden by an environment variable named ``ARCHIVE_<NAME>`` (for example
+``ARCHIVE_DATABASE_URL=postgresql+psycopg://...``), or by a Python file named in ``ARCHIVE_CONFIG``.
+The embedded defaults run on one small machine with no extra services: SQLite, the local object
+store under ``uploads/`` and the Whoosh index under ``index/``.
+
+This file only declares data; ``archive.settings`` reads it. Paths that are empty are derived from
+the folders above them when the app starts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, NamedTuple
+
+ROOT = Path(__file__).resolve().parent
+
+
+class Setting(NamedTuple):
+    name: str
+    default: Any
+    help: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    # --- where things live -------------------------------------------------------------------------
+    Setting("DATABASE_URL", "", "SQLAlchemy URL of the database. Empty: SQLite in instance/brucken.sqlite."),
+    Setting("INSTANCE_DIR", str(ROOT / "instance"),
+            "Folder for the SQLite database, the secret key and the job queue."),
+    Setting("UPLOAD_DIR", str(ROOT / "uploads"), "Upload staging area and, with STORAGE=local, the object store."),
+    Setting("INDEX_DIR", str(ROOT / "index"), "Folder of the Whoosh search index (derived data, rebuilt by reindex)."),
+    Setting("SECRET_KEY", "", "Signs sessions and forms. Empty: a random key is made once and kept in INSTANCE_DIR."),
+    # --- object storage -----------------------------------------------------------------------------
+    Setting("STORAGE", "local", "Where originals and derivatives are kept: 'local' or 's3'."),
+    Setting("LOCAL_STORE_DIR", "", "Root of the local object store. Empty: UPLOAD_DIR/store."),
+    Setting("S3_ENDPOINT", "", "URL of the S3-compatible service (Ceph RGW, MinIO, ...). Empty: AWS S3."),
+    Setting("S3_BUCKET", "brucken", "Bucket for originals and derivatives. It is never made public."),
+    Setting("S3_REGION", "us-east-1", "Region name the service expects in signatures."),
+    Setting("S3_ACCESS_KEY", "", "Access key id."),
+    Setting("S3_SECRET_KEY", "", "Secret access key."),
+    Setting("S3_ADDRESSING_STYLE", "path", "'path', 'virtual' or 'auto'. Most self-hosted services need 'path'."),
+    Setting(
+        "S3_CHECKSUM",
+        "when_required",
+        "'when_required' or 'when_supported': when boto3 sends CRC checksums (some services reject them).",
+    ),
+    Setting("S3_CONNECT_TIMEOUT", 3.0, "Seconds to wait for a connection to the S3 service."),
+    Setting("S3_READ_TIMEOUT", 30.0, "Seconds to wait for an answer from the S3 service."),
+    Setting("S3_MAX_ATTEMPTS", 3, "How often a failed S3 request is tried in all."),
+    Setting("S3_MULTIPART_THRESHOLD", 16 * 1024 * 1024, "Files larger than this go up in parts (bytes)."),
+    # --- uploads and images --------------------------------------------------------------------------
+    Setting("MAX_UPLOAD_BYTES", 100 * 1024 * 1024, "Largest file accepted, in bytes (a 100 MB camera file fits)."),
+    Setting("MAX_REQUEST_BYTES", 2 * 1024 * 1024 * 1024, "Largest upload request (many files at once), in bytes."),
+    Setting("MAX_PIXELS", 200_000_000, "Largest image accepted, in pixels (width × height); guards against bombs."),
+    Setting("JPEG_QUALITY", 85, "JPEG quality of thumbnails and previews."),
+    Setting("WEBP_QUALITY", 80, "WebP quality of thumbnails and previews."),
+    # --- background jobs ----------------------------------------------------------------------------
+    Setting("QUEUE", "sqlite", "Job queue: 'sqlite' (embedded), 'redis', or 'immediate' (run jobs at once; tests)."),
+    Setting("QUEUE_PATH", "", "SQLite file of the embedded queue. Empty: INSTANCE_DIR/jobs.sqlite."),
+    Setting("REDIS_URL", "redis://127.0.0.1:6379/0", "Redis server for QUEUE=redis."),
+    Setting("WORKER_THREADS", 2, "Jobs processed at once by one worker process."),
+    Setting("STALE_MINUTES", 30, "A photo still 'processing' after this long is finished or cleaned by reconcile."),
+    # --- serving -------------------------------------------------------------------------------------
+    Setting("HOST", "127.0.0.1", "Address 'brucken run' listens on."),
+    Setting("PORT", 5000, "Port 'brucken run' listens on."),
+    Setting("WEB_WORKERS", 2, "gunicorn worker processes started by 'brucken run'."),
+    Setting("MEDIA_MAX_AGE", 3600, "Seconds browsers may cache public thumbnails and previews."),
+    Setting("DEFAULT_LANGUAGE", "de", "Language of the interface when the browser states no preference."),
+)
+
+# Flask reads upper-case names from this file: expose every default under its own name.
+globals().update({setting.name: setting.default for setting in SETTINGS})

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Everything a fresh Debian machine needs, in one place.
+#   ./dev.sh run    install what the archive needs, set it up, and start it on http://127.0.0.1:5000
+#   ./dev.sh test   install the test servers too (Ceph radosgw, Chromium) and run the whole test suite
+# Extra arguments after 'test' go to pytest; after 'run' to 'brucken run'.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "==> Debian packages: ${missing[*]}"
+    as_root apt-get update -q
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+  fi
+}
+
+python_env() {
+  local extras=$1
+  apt_install python3 python3-venv ca-certificates
+  [ -x .venv/bin/python ] || python3 -m venv .venv
+  # Reinstall only when the dependencies changed: a second run starts at once.
+  local stamp=".venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)-${extras}"
+  if [ ! -e "$stamp" ]; then
+    echo "==> Python packages (${extras:-base})"
+    .venv/bin/python -m pip install -q --upgrade pip
+    if [ -n "$extras" ]; then .venv/bin/python -m pip install -q -e ".[${extras}]"
+    else .venv/bin/python -m pip install -q -e .; fi
+    rm -f .venv/.installed-* && touch "$stamp"
+  fi
+}
+
+case "${1:-}" in
+  run)
+    shift
+    python_env ""
+    .venv/bin/brucken init
+    exec .venv/bin/brucken run "$@"
+    ;;
+  test)
+    shift
+    # Real servers for the tests: Ceph's S3 gateway with a one-node cluster, and Chromium for the browser.
+    apt_install radosgw ceph-mon ceph-osd chromium chromium-driver
+    python_env "test,bench"
+    exec .venv/bin/python -m pytest "$@"
+    ;;
+  *)
+    echo "usage: ./dev.sh run | ./dev.sh test [pytest arguments]" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,132 @@
+"""Shared fixtures: a fresh app per test on its own folders and SQLite file, real migrations,
+the seeded associations, and people of every role. Real servers live in tests/servers/."""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from PIL import Image
+
+pytest_plugins = ["tests.servers.fixtures"]
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT.parent / "shared" / "corpus"
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(autouse=True)
+def _no_outside_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's ARCHIVE_* variables must not change what a test sees."""
+    for name in list(os.environ):
+        if name.startswith("ARCHIVE_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def corpus() -> Path:
+    if not CORPUS.is_dir():
+        pytest.fail(f"the shared photo corpus is missing: expected it at {CORPUS} (../shared beside the repo)")
+    return CORPUS
+
+
+def settings_for(tmp_path: Path, **extra: Any) -> dict[str, Any]:
+    return {
+        "INSTANCE_DIR": str(tmp_path / "instance"),
+        "UPLOAD_DIR": str(tmp_path / "uploads"),
+        "INDEX_DIR": str(tmp_path / "index"),
+        "SECRET_KEY": "test-secret",
+        "QUEUE": "immediate",
+        "WTF_CSRF_ENABLED": False,
+        "TESTING": True,
+        **extra,
+    }
+
+
+def make_ready_app(overrides: dict[str, Any]) -> Flask:
+    """An app with its database migrated and the associations seeded, as `brucken init` leaves it."""
+    from flask_migrate import upgrade
+
+    from archive import create_app
+    from archive.models import db
+    from archive.seed import seed_associations
+
+    app = create_app(overrides)
+    with app.app_context():
+        upgrade(directory=app.extensions["migrate"].directory)
+        seed_associations(db.session)
+    return app
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[Flask]:
+    app = make_ready_app(settings_for(tmp_path))
+    with app.app_context():
+        yield app
+        from archive.models import db
+
+        db.session.remove()
+        db.engine.dispose()
+
+
+class IsolatedClient(FlaskClient):
+    """Each request in its own app context, as in production: its own `g` and database session,
+    even while the test holds an app context of its own."""
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        with self.application.app_context():
+            response = super().open(*args, **kwargs)
+        # Werkzeug's test client spools large request bodies to a temporary file it never closes.
+        body = getattr(response, "request", None) and response.request.environ.get("wsgi.input")
+        if body is not None and hasattr(body, "close"):
+            body.close()
+        return response
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    app.test_client_class = IsolatedClient
+    return app.test_client()
+
+
+@pytest.fixture
+def people(app: Flask) -> dict[str, Any]:
+    """One person of each kind: members of two associations, a curator and an admin."""
+    from sqlalchemy import select
+
+    from archive.auth import hash_password
+    from archive.models import Association, Role, User, db
+
+    def association(slug: str) -> int:
+        return db.session.scalar(select(Association.id).where(Association.slug == slug))
+
+    made = {
+        "member": User(username="mia", role=Role.MEMBER, association_id=association("pasadena"),
+                       password_hash=hash_password(PASSWORD)),
+        "other_member": User(username="omar", role=Role.MEMBER, association_id=association("lorient"),
+                             password_hash=hash_password(PASSWORD)),
+        "curator": User(username="cora", role=Role.CURATOR, password_hash=hash_password(PASSWORD)),
+        "admin": User(username="ada", role=Role.ADMIN, password_hash=hash_password(PASSWORD)),
+    }
+    db.session.add_all(made.values())
+    db.session.commit()
+    return made
+
+
+def login(client: FlaskClient, username: str, password: str = PASSWORD) -> None:
+    response = client.post("/login", data={"username": username, "password": password})
+    assert response.status_code == 302, response.get_data(as_text=True)
+
+
+def jpeg_bytes(color: tuple[int, int, int] = (200, 30, 30), size: tuple[int, int] = (640, 480),
+               **save: Any) -> bytes:
+    """A small real JPEG; a different colour gives a different photo (and SHA-256)."""
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, "JPEG", **save)
+    return buffer.getvalue()

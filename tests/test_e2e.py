@@ -1,0 +1,112 @@
+"""The whole path as a new user takes it: `brucken init`, `brucken run` (gunicorn and the worker as
+real processes), log in with the one-time password, upload twenty photos over HTTP, and watch the
+thumbnails appear."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from archive.media import metadata_markers
+from tests.conftest import jpeg_bytes
+
+pytestmark = pytest.mark.e2e
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def running(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARCHIVE_")}
+    port = free_port()
+    env.update(ARCHIVE_INSTANCE_DIR=str(tmp_path / "instance"), ARCHIVE_UPLOAD_DIR=str(tmp_path / "uploads"),
+               ARCHIVE_INDEX_DIR=str(tmp_path / "index"), ARCHIVE_PORT=str(port))
+    init = subprocess.run([sys.executable, "-m", "archive", "init"], env=env, capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, check=True, timeout=120)
+    password = re.search(r"one-time password: (\S+)", init.stdout).group(1)
+    log = (tmp_path / "run.log").open("w")
+    server = subprocess.Popen([sys.executable, "-m", "archive", "run"], env=env, stdout=log,
+                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if requests.get(f"{base}/login", timeout=5).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("brucken run did not come up:\n" + (tmp_path / "run.log").read_text())
+            time.sleep(0.3)
+        yield base, password
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            pytest.fail("brucken run did not stop on SIGTERM")
+        log.close()
+
+
+def csrf(session: requests.Session, url: str) -> str:
+    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf_token" value="([^"]+)"',
+                      session.get(url, timeout=10).text)
+    assert match, f"no CSRF token on {url}"
+    return match.group(1) or match.group(2)
+
+
+def test_upload_twenty_photos_and_see_the_thumbnails(running: tuple[str, str], corpus: Path) -> None:
+    base, password = running
+    web = requests.Session()
+    response = web.post(f"{base}/login", data={"username": "admin", "password": password,
+                                               "csrf_token": csrf(web, f"{base}/login")}, timeout=10)
+    assert response.url.endswith("/password")  # the one-time password must be replaced first
+    new = "brücken-sind-schön-2026"
+    web.post(f"{base}/password", data={"password": new, "confirm": new,
+                                       "csrf_token": csrf(web, f"{base}/password")}, timeout=10)
+
+    cameras = sorted((corpus / "cameras/jpg").glob("*.jpg"))[:5]
+    files = [("photos", (p.name, p.read_bytes(), "image/jpeg")) for p in cameras]
+    files += [("photos", (f"farbe-{i}.jpg", jpeg_bytes((i * 15, 80, 120)), "image/jpeg")) for i in range(15)]
+    started = time.monotonic()
+    response = web.post(f"{base}/upload", files=files, timeout=120,
+                        data={"association": "gaziantep", "csrf_token": csrf(web, f"{base}/upload")},
+                        headers={"Accept": "application/json"})
+    assert response.status_code == 201, response.text
+    ids = [r["photo_id"] for r in response.json()["results"] if r["outcome"] == "archived"]
+    assert len(ids) == 20
+
+    # The worker makes the derivatives in the background; the grid shows them within seconds.
+    waiting = set(ids)
+    while waiting and time.monotonic() - started < 90:
+        waiting = {i for i in waiting if web.get(f"{base}/media/{i}/thumb.jpg", timeout=10).status_code != 200}
+        time.sleep(0.5)
+    assert not waiting, f"no thumbnails after 90 s for {sorted(waiting)}"
+    print(f"20 photos uploaded and thumbnailed in {time.monotonic() - started:.1f} s")
+
+    grid = web.get(f"{base}/photos?association=gaziantep", timeout=10).text
+    assert grid.count('class="tile"') == 20
+    first = web.get(f"{base}/photos/{ids[0]}", timeout=10).text
+    assert "preview.jpg" in first and "Kamera" in first
+    for size, ext in (("thumb", "jpg"), ("preview", "webp")):
+        image = web.get(f"{base}/media/{ids[0]}/{size}.{ext}", timeout=10)
+        assert image.status_code == 200
+        assert metadata_markers(image.content) == []
+    # A visitor sees none of it: nothing is published yet.
+    assert requests.get(f"{base}/media/{ids[0]}/thumb.jpg", timeout=10).status_code == 404

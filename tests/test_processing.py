@@ -1,0 +1,109 @@
+"""The processing job: metadata into typed columns, clean derivatives in the store, idempotent."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from PIL import Image
+from sqlalchemy import func, select
+
+from archive.ingest import Ingest
+from archive.media import FORMATS, SIZES, metadata_markers
+from archive.models import Association, Derivative, OutboxEvent, Photo, PhotoStatus, db
+from archive.processing import process_photo
+from archive.services import get_jobs, get_store
+from tests.conftest import jpeg_bytes
+
+
+def archive_file(app: Flask, data: bytes, name: str = "photo.jpg") -> Photo:
+    """Ingest with the app's real (immediate) queue: the job runs at once."""
+    association = db.session.scalar(select(Association).where(Association.slug == "lorient"))
+    result = Ingest(db.session, get_store(), app.config, get_jobs().enqueue_processing).ingest(
+        io.BytesIO(data), name, association, uploader=None)
+    assert result.outcome == "archived", result
+    db.session.expire_all()
+    return db.session.get(Photo, result.photo_id)
+
+
+def test_a_camera_jpeg_gets_metadata_and_clean_derivatives(app: Flask, corpus: Path) -> None:
+    photo = archive_file(app, (corpus / "cameras/jpg/Canon EOS 30D (4).jpg").read_bytes())
+    assert photo.status == PhotoStatus.SUBMITTED
+    assert photo.camera_make == "Canon"
+    assert photo.camera_model == "Canon EOS 30D"
+    assert photo.camera == "Canon EOS 30D"
+    assert photo.taken_at is not None
+    assert photo.exposure_time and photo.f_number and photo.iso
+    assert {(d.size, d.fmt) for d in photo.derivatives} == {(s.name, f) for s in SIZES for f in FORMATS}
+    for derivative in photo.derivatives:
+        data = b"".join(get_store().iter_chunks(derivative.key))
+        assert metadata_markers(data) == [], derivative.key
+        assert len(data) == derivative.size_bytes
+        with Image.open(io.BytesIO(data)) as image:
+            assert image.size == (derivative.width, derivative.height)
+            limit = next(s.max_edge for s in SIZES if s.name == derivative.size)
+            assert max(image.size) == min(limit, max(photo.width, photo.height))
+    assert db.session.scalar(select(func.count(OutboxEvent.id)).where(OutboxEvent.photo_id == photo.id)) == 1
+
+
+def test_gps_and_words_from_the_file(app: Flask, corpus: Path) -> None:
+    photo = archive_file(app, (corpus / "exif-py/jpg/gps/DSCN0010.jpg").read_bytes())
+    assert photo.gps_lat is not None and photo.gps_lon is not None
+    assert 43 < photo.gps_lat < 44 and 11 < photo.gps_lon < 12  # Tuscany, as the file says
+    for derivative in photo.derivatives:
+        assert "EXIF" not in metadata_markers(b"".join(get_store().iter_chunks(derivative.key)))
+
+
+def test_processing_twice_gives_the_same_rows_and_objects(app: Flask) -> None:
+    photo = archive_file(app, jpeg_bytes())
+    keys = sorted(d.key for d in photo.derivatives)
+    objects = sorted(info.key for info in get_store().list("derivatives/"))
+    process_photo(photo.id, db.session, get_store(), app.config)
+    db.session.expire_all()
+    assert sorted(d.key for d in photo.derivatives) == keys
+    assert db.session.scalar(select(func.count(Derivative.id))) == len(keys)
+    assert sorted(info.key for info in get_store().list("derivatives/")) == objects
+    assert photo.status == PhotoStatus.SUBMITTED
+
+
+def test_an_image_that_cannot_be_decoded_fails_with_a_reason(app: Flask, corpus: Path) -> None:
+    camera = (corpus / "cameras/jpg/Nikon D40.jpg").read_bytes()
+    # Header intact, image data cut off after the first few KB and garbage after.
+    broken = camera[:4000] + b"\x00" * 3000
+    association = db.session.scalar(select(Association).where(Association.slug == "lorient"))
+    result = Ingest(db.session, get_store(), app.config, get_jobs().enqueue_processing).ingest(
+        io.BytesIO(broken), "kaputt.jpg", association, uploader=None)
+    if result.outcome == "refused":
+        assert result.refusal.de and result.refusal.en
+        return
+    db.session.expire_all()
+    photo = db.session.get(Photo, result.photo_id)
+    assert photo.status in (PhotoStatus.SUBMITTED, PhotoStatus.FAILED)
+    if photo.status == PhotoStatus.FAILED:
+        assert "kein Bild" in photo.processing_error
+        assert photo.derivatives == []
+
+
+def test_a_missing_original_fails_instead_of_crashing(app: Flask) -> None:
+    photo = archive_file(app, jpeg_bytes((1, 2, 3)))
+    get_store().delete(photo.original_key)
+    process_photo(photo.id, db.session, get_store(), app.config)
+    assert photo.status == PhotoStatus.FAILED
+
+
+def test_a_photo_deleted_before_its_job_runs_is_skipped(app: Flask) -> None:
+    assert process_photo(999_999, db.session, get_store(), app.config) is None
+
+
+@pytest.mark.parametrize("name", ["IMG_1034.heic"])
+def test_heic_from_a_phone(app: Flask, corpus: Path, name: str, tmp_path: Path) -> None:
+    source = corpus / "cameras/heic" / name
+    copy = tmp_path / name
+    shutil.copy(source, copy)
+    photo = archive_file(app, copy.read_bytes(), name)
+    assert photo.format == "heif"
+    assert photo.status == PhotoStatus.SUBMITTED
+    assert len(photo.derivatives) == len(SIZES) * len(FORMATS)

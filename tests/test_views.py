@@ -1,0 +1,171 @@
+"""The pages: log in, upload many files, see the grid and the photo, and who may see which image."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from archive.models import Photo, PhotoStatus, User, db
+from tests.conftest import PASSWORD, jpeg_bytes, login, make_ready_app, settings_for
+
+
+def upload(client: FlaskClient, files: list[tuple[bytes, str]], json: bool = True, **form: str) -> Any:
+    data: dict[str, Any] = {"photos": [(io.BytesIO(b), n) for b, n in files], **form}
+    headers = {"Accept": "application/json"} if json else {}
+    return client.post("/upload", data=data, content_type="multipart/form-data", headers=headers)
+
+
+def test_login_page_and_wrong_password(client: FlaskClient, people: dict[str, User]) -> None:
+    assert "Anmelden" in client.get("/login").get_data(as_text=True)
+    response = client.post("/login", data={"username": "mia", "password": "wrong"})
+    assert response.status_code == 401
+    assert "falsch" in response.get_data(as_text=True)
+    # An unknown name gets the very same answer: names do not leak.
+    unknown = client.post("/login", data={"username": "nobody", "password": "wrong"})
+    assert unknown.status_code == 401
+
+
+def test_login_refuses_to_redirect_elsewhere(client: FlaskClient, people: dict[str, User]) -> None:
+    response = client.post("/login?next=//evil.example/x", data={"username": "mia", "password": PASSWORD})
+    assert response.headers["Location"] == "/photos"
+
+
+def test_twenty_photos_at_once_then_the_grid_and_a_photo(client: FlaskClient, people: dict[str, User],
+                                                        corpus: Path) -> None:
+    login(client, "mia")
+    files = [(jpeg_bytes((i * 12, 100, 200 - i * 5)), f"bruecke-{i:02}.jpg") for i in range(19)]
+    files.append(((corpus / "cameras/jpg/Canon EOS 30D (4).jpg").read_bytes(), "Canon EOS 30D (4).jpg"))
+    response = upload(client, files)
+    assert response.status_code == 201
+    results = response.get_json()["results"]
+    assert [r["outcome"] for r in results] == ["archived"] * 20
+
+    grid = client.get("/photos").get_data(as_text=True)
+    assert grid.count('class="tile"') == 20
+    assert "/media/" in grid and "thumb.webp" in grid and "thumb.jpg" in grid
+    assert "wird verarbeitet" not in grid.lower()  # the immediate queue already made the thumbnails
+
+    canon = results[-1]["photo_id"]
+    page = client.get(f"/photos/{canon}").get_data(as_text=True)
+    assert "preview.jpg" in page
+    assert "Canon EOS 30D" in page
+    assert "ISO" in page and "f/" in page
+    assert "Aufgenommen" in page and "unbekannt" not in page.split("Aufgenommen")[1][:60]
+
+
+def test_upload_results_page_names_each_refusal(client: FlaskClient, people: dict[str, User]) -> None:
+    login(client, "mia")
+    response = upload(client, [(jpeg_bytes(), "gut.jpg"), (b"%PDF-1.4 hello", "scan.jpg"), (b"", "leer.jpg")],
+                      json=False)
+    assert response.status_code == 201
+    text = response.get_data(as_text=True)
+    assert "1 neu archiviert" in text and "2 abgelehnt" in text
+    assert "kein Foto (PDF erkannt)" in text
+    assert "leer" in text
+
+
+def test_a_lone_refusal_keeps_its_status(client: FlaskClient, people: dict[str, User]) -> None:
+    login(client, "mia")
+    response = upload(client, [(b"just text", "a.jpg")])
+    assert response.status_code == 415
+    assert response.get_json()["results"][0]["reason"]["code"] == "not_a_photo"
+    english = client.post("/upload", data={"photos": [(io.BytesIO(b"just text"), "a.jpg")]},
+                          content_type="multipart/form-data", headers={"Accept-Language": "en"})
+    assert "This file is not a photo (Text detected)" in english.get_data(as_text=True)
+
+
+def test_curators_must_choose_the_association(client: FlaskClient, people: dict[str, User]) -> None:
+    login(client, "cora")
+    assert upload(client, [(jpeg_bytes(), "a.jpg")]).status_code == 400
+    response = upload(client, [(jpeg_bytes(), "a.jpg")], association="havering")
+    assert response.status_code == 201
+    photo = db.session.get(Photo, response.get_json()["results"][0]["photo_id"])
+    assert photo.association.slug == "havering"
+
+
+def test_members_cannot_upload_for_another_association(client: FlaskClient, people: dict[str, User]) -> None:
+    login(client, "mia")
+    response = upload(client, [(jpeg_bytes(), "a.jpg")], association="lorient")
+    photo = db.session.get(Photo, response.get_json()["results"][0]["photo_id"])
+    assert photo.association.slug == "pasadena"
+
+
+def test_who_sees_which_image(app: Flask, client: FlaskClient, people: dict[str, User]) -> None:
+    login(client, "mia")
+    photo_id = upload(client, [(jpeg_bytes(), "a.jpg")]).get_json()["results"][0]["photo_id"]
+    thumb = f"/media/{photo_id}/thumb.jpg"
+    own = client.get(thumb)
+    assert own.status_code == 200 and own.mimetype == "image/jpeg"
+    assert own.headers["Cache-Control"] == "private, no-cache"
+    assert client.get(thumb, headers={"If-None-Match": own.headers["ETag"]}).status_code == 304
+    assert client.get(f"/photos/{photo_id}/original").status_code == 200
+    client.post("/logout")
+
+    # Another association: unpublished means it does not exist for them; the same for visitors.
+    login(client, "omar")
+    for path in (thumb, f"/photos/{photo_id}", f"/photos/{photo_id}/original"):
+        assert client.get(path).status_code == 404, path
+    client.post("/logout")
+    for path in (thumb, f"/photos/{photo_id}", f"/photos/{photo_id}/original"):
+        assert client.get(path).status_code == 404, path
+
+    # Published: visitors see the images (cacheable), never the original.
+    db.session.get(Photo, photo_id).status = PhotoStatus.PUBLISHED
+    db.session.commit()
+    public = client.get(thumb)
+    assert public.status_code == 200 and public.headers["Cache-Control"].startswith("public")
+    assert client.get(f"/media/{photo_id}/preview.webp").mimetype == "image/webp"
+    assert client.get(f"/photos/{photo_id}/original").status_code == 404
+    assert client.get(f"/media/{photo_id}/huge.jpg").status_code == 404
+
+    login(client, "cora")
+    original = client.get(f"/photos/{photo_id}/original")
+    assert original.status_code == 200
+    assert original.headers["Content-Disposition"].startswith("attachment;")
+    assert original.data == jpeg_bytes()
+
+
+def test_forms_need_a_csrf_token(tmp_path: Path) -> None:
+    app = make_ready_app(settings_for(tmp_path / "csrf", WTF_CSRF_ENABLED=True))
+    with app.app_context():
+        from archive.auth import hash_password
+
+        db.session.add(User(username="mia", password_hash=hash_password(PASSWORD)))
+        db.session.commit()
+        response = app.test_client().post("/login", data={"username": "mia", "password": PASSWORD})
+        assert response.status_code == 400
+        assert "CSRF" in response.get_data(as_text=True) or "unvollständig" in response.get_data(as_text=True)
+
+
+def test_one_time_password_must_be_replaced(client: FlaskClient, people: dict[str, User]) -> None:
+    user = db.session.scalar(select(User).where(User.username == "ada"))
+    user.must_change_password = True
+    db.session.commit()
+    response = client.post("/login", data={"username": "ada", "password": PASSWORD})
+    assert response.headers["Location"] == "/password"
+    assert client.post("/password", data={"password": "short", "confirm": "short"}).status_code == 422
+    response = client.post("/password", data={"password": "ein langes neues", "confirm": "ein langes neues"})
+    assert response.status_code == 302
+    db.session.refresh(user)
+    assert not user.must_change_password
+    assert user.session_version == 2
+    client.post("/logout")
+    assert client.post("/login", data={"username": "ada", "password": PASSWORD}).status_code == 401
+    login(client, "ada", "ein langes neues")
+
+
+def test_home_page_shows_only_published_photos(client: FlaskClient, people: dict[str, User]) -> None:
+    login(client, "mia")
+    ids = [r["photo_id"] for r in upload(client, [(jpeg_bytes((9, 9, 9)), "a.jpg"),
+                                                  (jpeg_bytes((90, 9, 9)), "b.jpg")]).get_json()["results"]]
+    db.session.get(Photo, ids[0]).status = PhotoStatus.PUBLISHED
+    db.session.commit()
+    client.post("/logout")
+    home = client.get("/").get_data(as_text=True)
+    assert f"/photos/{ids[0]}" in home
+    assert f"/photos/{ids[1]}" not in home
