@@ -44,7 +44,14 @@ def init_command() -> None:
     from .models import db
     from .seed import ensure_admin, seed_associations
 
+    from .services import get_store
+
     upgrade(directory=current_app.extensions["migrate"].directory)
+    store = get_store()
+    if hasattr(store, "ensure_bucket"):
+        store.ensure_bucket()
+    store.check()
+    click.echo(f"Speicher bereit / storage ready: {current_app.config['STORAGE']}")
     added = seed_associations(db.session)
     click.echo(f"Datenbank bereit. {added} Verein(e) angelegt.")
     password = ensure_admin(db.session)

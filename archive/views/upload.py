@@ -49,10 +49,11 @@ def receive() -> Any:
     ingest = Ingest(db.session, get_store(), current_app.config, get_jobs().enqueue_processing)
     results = [ingest.ingest(f.stream, f.filename or "", association, current_user) for f in files]
     status = _status(results)
+    headers = {"Retry-After": "30"} if status == 503 else {}
     if wants_json():
-        return jsonify({"results": [r.as_dict() for r in results]}), status
+        return jsonify({"results": [r.as_dict() for r in results]}), status, headers
     return render_template("upload/results.html", results=results, association=association,
-                           lang=language()), status
+                           lang=language()), status, headers
 
 
 def _status(results: list[IngestResult]) -> int:
