@@ -43,7 +43,6 @@ def init_command() -> None:
 
     from .models import db
     from .seed import ensure_admin, seed_associations
-
     from .services import get_store
 
     upgrade(directory=current_app.extensions["migrate"].directory)

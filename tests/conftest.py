@@ -30,6 +30,18 @@ def _no_outside_settings(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
+def running_archive(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """The real archive (gunicorn + worker) on 127.0.0.1: its base URL and the admin's one-time password."""
+    from tests.servers.archive import running_archive
+
+    try:
+        with running_archive(tmp_path) as server:
+            yield server
+    except RuntimeError as error:
+        pytest.fail(str(error), pytrace=False)
+
+
+@pytest.fixture
 def corpus() -> Path:
     if not CORPUS.is_dir():
         pytest.fail(f"the shared photo corpus is missing: expected it at {CORPUS} (../shared beside the repo)")

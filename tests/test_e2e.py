@@ -4,14 +4,8 @@ thumbnails appear."""
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,47 +17,6 @@ from tests.conftest import jpeg_bytes
 pytestmark = pytest.mark.e2e
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def running(tmp_path: Path) -> Iterator[tuple[str, str]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ARCHIVE_")}
-    port = free_port()
-    env.update(ARCHIVE_INSTANCE_DIR=str(tmp_path / "instance"), ARCHIVE_UPLOAD_DIR=str(tmp_path / "uploads"),
-               ARCHIVE_INDEX_DIR=str(tmp_path / "index"), ARCHIVE_PORT=str(port))
-    init = subprocess.run([sys.executable, "-m", "archive", "init"], env=env, capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, check=True, timeout=120)
-    password = re.search(r"one-time password: (\S+)", init.stdout).group(1)
-    log = (tmp_path / "run.log").open("w")
-    server = subprocess.Popen([sys.executable, "-m", "archive", "run"], env=env, stdout=log,
-                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(f"{base}/login", timeout=5).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("brucken run did not come up:\n" + (tmp_path / "run.log").read_text())
-            time.sleep(0.3)
-        yield base, password
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            pytest.fail("brucken run did not stop on SIGTERM")
-        log.close()
-
-
 def csrf(session: requests.Session, url: str) -> str:
     match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf_token" value="([^"]+)"',
                       session.get(url, timeout=10).text)
@@ -71,8 +24,8 @@ def csrf(session: requests.Session, url: str) -> str:
     return match.group(1) or match.group(2)
 
 
-def test_upload_twenty_photos_and_see_the_thumbnails(running: tuple[str, str], corpus: Path) -> None:
-    base, password = running
+def test_upload_twenty_photos_and_see_the_thumbnails(running_archive: tuple[str, str], corpus: Path) -> None:
+    base, password = running_archive
     web = requests.Session()
     response = web.post(f"{base}/login", data={"username": "admin", "password": password,
                                                "csrf_token": csrf(web, f"{base}/login")}, timeout=10)

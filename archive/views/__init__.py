@@ -20,6 +20,12 @@ def status_label(status: str) -> str:
     return STATUS_LABELS.get(str(status), str(status))
 
 
+def decimal(value: float, digits: int = 1) -> str:
+    """German decimal comma ("4,9 mm"); whole numbers without decimals ("f/8")."""
+    text = f"{value:.{digits}f}".rstrip("0").rstrip(".") if digits else f"{value:.0f}"
+    return text.replace(".", ",")
+
+
 def register_blueprints(app: Flask) -> None:
     from ..auth import can_manage
     from . import auth, gallery, media, photos, upload
@@ -27,3 +33,4 @@ def register_blueprints(app: Flask) -> None:
     for module in (auth, gallery, media, photos, upload):
         app.register_blueprint(module.bp)
     app.jinja_env.globals.update(status_label=status_label, can_manage=can_manage)
+    app.jinja_env.filters["decimal"] = decimal
