@@ -107,3 +107,36 @@ def test_heic_from_a_phone(app: Flask, corpus: Path, name: str, tmp_path: Path) 
     assert photo.format == "heif"
     assert photo.status == PhotoStatus.SUBMITTED
     assert len(photo.derivatives) == len(SIZES) * len(FORMATS)
+
+
+def test_every_corpus_file_ends_processed_failed_with_a_reason_or_refused(app: Flask, corpus: Path) -> None:
+    """The whole flow (ingest and the processing job) over every real, broken and fuzzed file."""
+    import time
+
+    association = db.session.scalar(select(Association).where(Association.slug == "swjahel"))
+    ingest = Ingest(db.session, get_store(), app.config, get_jobs().enqueue_processing)
+    outcomes: dict[str, int] = {}
+    for path in sorted(p for p in corpus.rglob("*") if p.is_file() and p.suffix.lower() != ".md"):
+        started = time.monotonic()
+        result = ingest.ingest(io.BytesIO(path.read_bytes()), path.name, association, uploader=None)
+        assert time.monotonic() - started < 15, f"{path} took too long"
+        if result.outcome == "refused":
+            assert result.refusal.de and result.refusal.en, path
+            outcomes["refused"] = outcomes.get("refused", 0) + 1
+            continue
+        if result.outcome == "duplicate":
+            outcomes["duplicate"] = outcomes.get("duplicate", 0) + 1
+            continue
+        db.session.expire_all()
+        photo = db.session.get(Photo, result.photo_id)
+        outcomes[photo.status] = outcomes.get(photo.status, 0) + 1
+        if photo.status == PhotoStatus.FAILED:
+            assert photo.processing_error and photo.derivatives == [], path
+        else:
+            assert photo.status == PhotoStatus.SUBMITTED, path
+            assert len(photo.derivatives) == len(SIZES) * len(FORMATS), path
+            for derivative in photo.derivatives:
+                assert metadata_markers(b"".join(get_store().iter_chunks(derivative.key))) == [], derivative.key
+    print(outcomes)
+    assert outcomes[PhotoStatus.SUBMITTED] >= 80
+    assert list(Path(app.config["STAGING_DIR"]).iterdir()) == []
