@@ -31,7 +31,7 @@ python_env() {
     .venv/bin/python -m pip install -q --upgrade pip
     if [ -n "$extras" ]; then .venv/bin/python -m pip install -q -e ".[${extras}]"
     else .venv/bin/python -m pip install -q -e .; fi
-    rm -f .venv/.installed-* && touch "$stamp"
+    touch "$stamp"
   fi
 }
 

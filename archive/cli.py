@@ -31,7 +31,7 @@ def main() -> None:
 
 def register(app: Flask) -> None:
     for command in (init_command, run_command, worker_command, import_command, derivatives_command,
-                    reconcile_command):
+                    reconcile_command, reset_password_command):
         app.cli.add_command(command)
 
 
@@ -63,6 +63,21 @@ def init_command() -> None:
         click.echo("")
     else:
         click.echo("Ein Admin-Konto gibt es schon. / An admin account exists already.")
+
+
+@click.command("reset-password")
+@click.argument("username")
+@with_appcontext
+def reset_password_command(username: str) -> None:
+    """Give an account a new one-time password (for a lost password); ends its sessions."""
+    from .models import User, db
+    from .seed import one_time_password
+
+    user = db.session.scalar(select(User).where(User.username == username.strip().lower()))
+    if user is None:
+        raise click.UsageError(f"Kein Konto / no account '{username}'.")
+    password = one_time_password(db.session, user)
+    click.echo(f"Einmal-Passwort für / one-time password for {user.username}: {password}")
 
 
 @click.command("worker")

@@ -47,8 +47,16 @@ def ensure_admin(session: Session, username: str = "admin") -> str | None:
     """Creates the first admin with a one-time password and returns it; None when an admin exists."""
     if session.scalar(select(User.id).where(User.role == Role.ADMIN)) is not None:
         return None
+    admin = User(username=username, display_name="Administrator", role=Role.ADMIN, password_hash="")
+    session.add(admin)
+    return one_time_password(session, admin)
+
+
+def one_time_password(session: Session, user: User) -> str:
+    """A new random password that must be replaced at the next login; other sessions end."""
     password = secrets.token_urlsafe(12)
-    session.add(User(username=username, display_name="Administrator", role=Role.ADMIN,
-                     password_hash=hash_password(password), must_change_password=True))
+    user.password_hash = hash_password(password)
+    user.must_change_password = True
+    user.session_version = (user.session_version or 0) + 1
     session.commit()
     return password

@@ -137,3 +137,20 @@ def test_derivatives_command_remakes_them(tmp_path: Path, flag: list[str]) -> No
     out = brucken(tmp_path, "derivatives", *flag)
     assert "1 Foto(s) neu verarbeitet" in out.stdout
     assert thumb.exists()
+
+
+def test_reset_password_gives_a_new_one_time_password(tmp_path: Path) -> None:
+    first = brucken(tmp_path, "init").stdout.split("one-time password: ")[1].split()[0]
+    out = brucken(tmp_path, "reset-password", "admin").stdout
+    second = out.split("one-time password for admin: ")[1].split()[0]
+    assert second != first
+    assert brucken(tmp_path, "reset-password", "nobody", check=False).returncode == 2
+
+    from archive.auth import authenticate
+    from tests.conftest import make_ready_app, settings_for
+
+    app = make_ready_app(settings_for(tmp_path, DATABASE_URL=f"sqlite:///{tmp_path / 'instance/brucken.sqlite'}"))
+    with app.app_context():
+        assert authenticate(db.session, "admin", first) is None
+        admin = authenticate(db.session, "admin", second)
+        assert admin is not None and admin.must_change_password
