@@ -86,6 +86,9 @@ def test_the_same_photo_twice_links_to_the_first(app: Flask, ingest: Any, pasade
     (b"Hallo, das ist nur Text.\n" * 10, "not_a_photo", "Text"),
     (b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>',
      "not_a_photo", "SVG"),
+    (b'<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE svg PUBLIC "-//W3C//DTD SVG 1.1//EN" '
+     b'"http://www.w3.org/Graphics/SVG/1.1/DTD/svg11.dtd">\n<svg xmlns="http://www.w3.org/2000/svg"/>',
+     "not_a_photo", "SVG"),
     (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n", "not_a_photo", "PDF"),
     (b"<!doctype html><html><body>hi</body></html>", "not_a_photo", "HTML"),
     (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00"
