@@ -76,17 +76,17 @@ def reconcile(session: Session, store: ObjectStore, settings: dict[str, Any],
                 if not dry_run:
                     path.unlink(missing_ok=True)
 
-    # 3. Objects no row points to (a crash between storing and committing). Recent ones may belong
-    #    to an upload in flight, so only objects older than the cutoff go, judged by a second look.
+    # 3. Objects no row points to (a crash between storing and committing). An object written after the
+    #    cutoff may belong to an upload still in flight: it is left for a later run.
     known = set(session.scalars(select(Photo.original_key))) | set(session.scalars(select(Derivative.key)))
-    known_derivative_prefixes = {f"derivatives/{sha[:2]}/{sha}/" for sha in session.scalars(select(Photo.sha256))}
+    living = {f"derivatives/{sha[:2]}/{sha}/" for sha in session.scalars(select(Photo.sha256))}
     for prefix in ("originals/", "derivatives/"):
         for info in store.list(prefix):
-            if info.key in known:
+            recent = info.modified is None or info.modified > cutoff
+            if info.key in known or recent:
                 continue
-            if prefix == "derivatives/" and any(info.key.startswith(p) for p in known_derivative_prefixes):
-                # A derivative of a living photo whose row is still being written: leave it.
-                continue
+            if prefix == "derivatives/" and info.key[: info.key.rindex("/") + 1] in living:
+                continue  # a derivative of a living photo whose row is still being written
             report.removed_objects.append(info.key)
     if not dry_run:
         for key in report.removed_objects:

@@ -24,6 +24,7 @@ import unicodedata
 import urllib.parse
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol, cast, runtime_checkable
 
@@ -79,6 +80,8 @@ class ObjectInfo:
     key: str
     size: int
     etag: str | None = None
+    # When the object was last written (UTC, naive); reconcile uses it to leave uploads in flight alone.
+    modified: datetime | None = None
 
 
 @runtime_checkable
@@ -159,6 +162,16 @@ def _validate_prefix(prefix: str) -> str:
     if "\\" in last or _CONTROL.search(last) or last.startswith("."):
         raise StorageError(f"list prefix {prefix!r} is not a valid key prefix")
     return prefix
+
+
+def _from_timestamp(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, UTC).replace(tzinfo=None)
+
+
+def _naive_utc(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 def content_key(sha256_hex: str) -> str:
@@ -292,7 +305,7 @@ class LocalStore:
             raise self._os_error("stat", key, exc) from exc
         if not path.is_file():
             raise ObjectNotFound(f"no object {key!r}")
-        return ObjectInfo(key=key, size=st.st_size)
+        return ObjectInfo(key=key, size=st.st_size, modified=_from_timestamp(st.st_mtime))
 
     def exists(self, key: str) -> bool:
         try:
@@ -339,12 +352,12 @@ class LocalStore:
         keys.sort()
         for key in keys:
             try:
-                size = self.root.joinpath(*key.split("/")).stat().st_size
+                st = self.root.joinpath(*key.split("/")).stat()
             except FileNotFoundError:
                 continue  # deleted while we were listing
             except OSError as exc:
                 raise self._os_error("list", key, exc) from exc
-            yield ObjectInfo(key=key, size=size)
+            yield ObjectInfo(key=key, size=st.st_size, modified=_from_timestamp(st.st_mtime))
 
     def check(self) -> None:
         """Create the root folder if needed and prove it is writable."""
@@ -616,7 +629,8 @@ class S3Store:
             response = self.client.head_object(Bucket=self.bucket, Key=key)
         etag = response.get("ETag")
         return ObjectInfo(
-            key=key, size=int(response["ContentLength"]), etag=etag.strip('"') if etag else None
+            key=key, size=int(response["ContentLength"]), etag=etag.strip('"') if etag else None,
+            modified=_naive_utc(response.get("LastModified")),
         )
 
     def exists(self, key: str) -> bool:
@@ -646,7 +660,8 @@ class S3Store:
                 for item in page.get("Contents", []):
                     etag = item.get("ETag")
                     yield ObjectInfo(
-                        key=item["Key"], size=int(item["Size"]), etag=etag.strip('"') if etag else None
+                        key=item["Key"], size=int(item["Size"]), etag=etag.strip('"') if etag else None,
+                        modified=_naive_utc(item.get("LastModified")),
                     )
 
     def check(self) -> None:

@@ -102,10 +102,13 @@ def test_reconcile_finishes_and_cleans_what_a_crash_left(app: Flask) -> None:
     lost = ingest.ingest(__import__("io").BytesIO(jpeg_bytes((6, 6, 6))), "b.jpg", association, None).photo_id
     store.delete(db.session.get(Photo, lost).original_key)  # its original never arrived
     store.put_bytes("originals/aa/bb/" + "ab" * 32, b"orphan", "image/jpeg")  # stored, row never written
+    store.put_bytes("originals/cc/dd/" + "cd" * 32, b"in flight", "image/jpeg")  # an upload right now
     staged = Path(app.config["STAGING_DIR"]) / "upload-dead.part"
     staged.write_bytes(b"half")
     old = time.time() - 3 * 3600
     os.utime(staged, (old, old))
+    orphan = Path(app.config["LOCAL_STORE_DIR"]) / "originals/aa/bb" / ("ab" * 32)
+    os.utime(orphan, (old, old))
     for photo_id in (stuck, lost):
         db.session.get(Photo, photo_id).created_at = utcnow().replace(year=2020)
     db.session.commit()
@@ -121,6 +124,7 @@ def test_reconcile_finishes_and_cleans_what_a_crash_left(app: Flask) -> None:
     assert report.removed_staged == ["upload-dead.part"] and not staged.exists()
     assert report.removed_objects == ["originals/aa/bb/" + "ab" * 32]
     assert not store.exists("originals/aa/bb/" + "ab" * 32)
+    assert store.exists("originals/cc/dd/" + "cd" * 32)  # too young to judge: left alone
     assert store.exists(db.session.get(Photo, stuck).original_key)
     assert db.session.scalar(select(func.count(Photo.id))) == 1
 

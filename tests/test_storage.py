@@ -123,7 +123,14 @@ def test_a_20_mb_file_round_trips(store: ObjectStore, tmp_path: Path) -> None:
 def test_stat_returns_object_info(store: ObjectStore) -> None:
     store.put_bytes("originals/x1", b"12345", "image/png")
     info = store.stat("originals/x1")
-    assert info == ObjectInfo(key="originals/x1", size=5, etag=info.etag)
+    assert info == ObjectInfo(key="originals/x1", size=5, etag=info.etag, modified=info.modified)
+    # When it was written, in naive UTC, as both backends report it (clocks here agree within seconds).
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC).replace(tzinfo=None)
+    assert info.modified is not None and abs((now - info.modified).total_seconds()) < 120
+    listed = next(i for i in store.list("originals/") if i.key == "originals/x1")
+    assert listed.modified is not None and abs((listed.modified - info.modified).total_seconds()) < 2
     if isinstance(store, S3Store):
         assert info.etag == hashlib.md5(b"12345").hexdigest()  # single-part ETag is the MD5
 
