@@ -140,3 +140,13 @@ def test_every_corpus_file_ends_processed_failed_with_a_reason_or_refused(app: F
     print(outcomes)
     assert outcomes[PhotoStatus.SUBMITTED] >= 80
     assert list(Path(app.config["STAGING_DIR"]).iterdir()) == []
+
+
+def test_a_photo_whose_exif_breaks_exifread_is_still_archived(app: Flask) -> None:
+    from tests.test_metadata import _exif_that_breaks_exifread
+
+    photo = archive_file(app, jpeg_bytes((40, 80, 120), exif=_exif_that_breaks_exifread()))
+    assert photo.status == PhotoStatus.SUBMITTED
+    assert len(photo.derivatives) == len(SIZES) * len(FORMATS)
+    assert photo.metadata_warnings == ["EXIF unreadable: IndexError"]
+    assert photo.camera_model == "Canon EOS 30D"  # read by Pillow instead
