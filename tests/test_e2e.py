@@ -63,3 +63,35 @@ def test_upload_twenty_photos_and_see_the_thumbnails(running_archive: tuple[str,
         assert metadata_markers(image.content) == []
     # A visitor sees none of it: nothing is published yet.
     assert requests.get(f"{base}/media/{ids[0]}/thumb.jpg", timeout=10).status_code == 404
+
+
+def test_the_same_on_a_real_s3_server(tmp_path: Path, s3_config: dict[str, object]) -> None:
+    """`brucken init` and `brucken run` configured only by ARCHIVE_S3_* variables, bucket not made yet."""
+    from tests.servers.archive import running_archive
+    from tests.servers.fixtures import empty_and_remove_bucket
+    from tests.test_s3_flow import admin_client_for
+
+    raw = admin_client_for(s3_config)
+    empty_and_remove_bucket(raw, str(s3_config["S3_BUCKET"]))
+    settings = {key: str(value) for key, value in s3_config.items()}
+    with running_archive(tmp_path, **settings) as (base, password):
+        web = requests.Session()
+        web.post(f"{base}/login", data={"username": "admin", "password": password,
+                                        "csrf_token": csrf(web, f"{base}/login")}, timeout=10)
+        new = "s3-ist-auch-gut-2026"
+        web.post(f"{base}/password", data={"password": new, "confirm": new,
+                                           "csrf_token": csrf(web, f"{base}/password")}, timeout=10)
+        files = [("photos", (f"s3-{i}.jpg", jpeg_bytes((i * 40, 20, 90)), "image/jpeg")) for i in range(5)]
+        response = web.post(f"{base}/upload", files=files, timeout=60, headers={"Accept": "application/json"},
+                            data={"association": "ruanda", "csrf_token": csrf(web, f"{base}/upload")})
+        assert response.status_code == 201, response.text
+        ids = [r["photo_id"] for r in response.json()["results"]]
+        deadline = time.monotonic() + 60
+        waiting = set(ids)
+        while waiting and time.monotonic() < deadline:
+            waiting = {i for i in waiting if web.get(f"{base}/media/{i}/preview.jpg", timeout=10).status_code != 200}
+            time.sleep(0.5)
+        assert not waiting
+        keys = {o["Key"] for o in raw.list_objects_v2(Bucket=s3_config["S3_BUCKET"])["Contents"]}
+        assert sum(k.startswith("originals/") for k in keys) == 5
+        assert sum(k.startswith("derivatives/") for k in keys) == 20
