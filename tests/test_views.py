@@ -169,3 +169,29 @@ def test_home_page_shows_only_published_photos(client: FlaskClient, people: dict
     home = client.get("/").get_data(as_text=True)
     assert f"/photos/{ids[0]}" in home
     assert f"/photos/{ids[1]}" not in home
+
+
+def test_a_file_that_failed_processing_can_be_removed_by_its_owner(app: Flask, client: FlaskClient,
+                                                                  people: dict[str, User]) -> None:
+    from archive.services import get_store
+
+    login(client, "mia")
+    ids = [r["photo_id"] for r in upload(client, [(jpeg_bytes((1, 1, 1)), "a.jpg"),
+                                                  (jpeg_bytes((2, 2, 2)), "b.jpg")]).get_json()["results"]]
+    failed = db.session.get(Photo, ids[0])
+    failed.status = PhotoStatus.FAILED
+    db.session.commit()
+    keys = [failed.original_key, *(d.key for d in failed.derivatives)]
+    assert "Datei entfernen" in client.get(f"/photos/{ids[0]}").get_data(as_text=True)
+    assert "Datei entfernen" not in client.get(f"/photos/{ids[1]}").get_data(as_text=True)
+    assert client.post(f"/photos/{ids[1]}/discard").status_code == 409  # a good photo stays
+    client.post("/logout")
+    login(client, "omar")
+    assert client.post(f"/photos/{ids[0]}/discard").status_code == 404  # not theirs
+    client.post("/logout")
+    login(client, "mia")
+    assert client.post(f"/photos/{ids[0]}/discard").status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Photo, ids[0]) is None
+    assert not any(get_store().exists(key) for key in keys)
+    assert db.session.get(Photo, ids[1]) is not None

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, render_template, request
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from ..auth import visible_photo_or_404
+from ..errors import Refusal
 from ..models import Association, Photo, PhotoStatus, db
+from ..reconcile import discard_photo
+from ..services import get_store
 
 bp = Blueprint("photos", __name__)
 
@@ -53,3 +56,20 @@ def grid() -> Any:
 def detail(photo_id: int) -> Any:
     photo = visible_photo_or_404(photo_id)
     return render_template("photos/detail.html", photo=photo)
+
+
+@bp.post("/photos/<int:photo_id>/discard")
+@login_required
+def discard(photo_id: int) -> Any:
+    """A file no image could be made from can be removed by those who manage it. Other photos go through
+    the curators' workflow, not this button."""
+    photo = visible_photo_or_404(photo_id, manage=True)
+    if photo.status != PhotoStatus.FAILED:
+        raise Refusal("not_discardable",
+                      "Nur Dateien, aus denen kein Bild entstehen konnte, lassen sich hier entfernen.",
+                      "Only files no image could be made from can be removed here.", status=409)
+    slug = photo.association.slug
+    discard_photo(db.session, get_store(), photo, reason="removed by its owner after failed processing",
+                  actor_id=current_user.id)
+    flash("Die Datei wurde entfernt. / The file was removed.", "ok")
+    return redirect(url_for("photos.grid", association=slug if current_user.sees_everything else None))
