@@ -15,25 +15,27 @@ from sqlalchemy.orm import Session
 from . import media
 from .metadata import PhotoMetadata, read_metadata
 from .models import AuditEvent, Derivative, OutboxEvent, Photo, PhotoStatus, Tag, utcnow
-from .storage import ObjectNotFound, ObjectStore
+from .storage import ObjectNotFound, ObjectStore, StorageError
 
 log = logging.getLogger(__name__)
 
 
-def derivative_key(sha256: str, size: str, fmt: str) -> str:
+def derivative_key(sha256: str, size: str, fmt: str, digest: str) -> str:
+    """Each rendition's key names its content: a remade derivative never overwrites the one being served."""
     ext = "jpg" if fmt == "jpeg" else fmt
-    return f"derivatives/{sha256[:2]}/{sha256}/{size}.{ext}"
-
-
-class ProcessingFailed(Exception):
-    """The original is stored but no image can be made from it."""
+    return f"derivatives/{sha256[:2]}/{sha256}/{size}-{digest[:16]}.{ext}"
 
 
 def process_photo(photo_id: int, session: Session, store: ObjectStore, settings: dict[str, Any]) -> Photo | None:
-    """Make everything a photo needs from its original. Returns None when the photo is gone."""
+    """Make everything a photo needs from its original. Returns None when the photo is gone.
+
+    The first run also reads the metadata into the row. Later runs (``brucken derivatives``, a retry)
+    only remake the images: what people have edited since, and the photo's status, stay as they are.
+    """
     photo = session.get(Photo, photo_id)
     if photo is None:
         return None
+    first_time = photo.status in (PhotoStatus.PROCESSING, PhotoStatus.FAILED)
     staging = Path(settings["STAGING_DIR"])
     staging.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=staging, prefix="process-", suffix=".orig") as local:
@@ -41,11 +43,12 @@ def process_photo(photo_id: int, session: Session, store: ObjectStore, settings:
             for chunk in store.iter_chunks(photo.original_key):
                 local.write(chunk)
         except ObjectNotFound:
-            _fail(session, photo, "Das Original fehlt im Speicher.", "The original is missing from storage.")
+            _fail(session, photo, first_time, "Das Original fehlt im Speicher.",
+                  "The original is missing from storage.")
             return photo
         local.flush()
         path = Path(local.name)
-        meta = read_metadata(path)
+        meta = read_metadata(path) if first_time else None
         try:
             renditions = media.make_derivatives(
                 path,
@@ -54,18 +57,19 @@ def process_photo(photo_id: int, session: Session, store: ObjectStore, settings:
                 webp_quality=int(settings["WEBP_QUALITY"]),
             )
         except media.MediaError as error:
-            _fail(session, photo, f"Aus dieser Datei lässt sich kein Bild erzeugen ({error}).",
+            _fail(session, photo, first_time, f"Aus dieser Datei lässt sich kein Bild erzeugen ({error}).",
                   f"No image can be made from this file ({error}).")
             return photo
 
-    # Store first, then point rows at the objects: a crash in between leaves only objects, which
-    # reconcile removes, never a row pointing at nothing.
+    # Store first, then point rows at the objects, then remove the replaced ones: a crash in between
+    # leaves only unreferenced objects, which reconcile removes, never a row pointing at nothing.
+    digests = {(r.size, r.fmt): hashlib.sha256(r.data).hexdigest() for r in renditions}
     for rendition in renditions:
-        store.put_bytes(derivative_key(photo.sha256, rendition.size, rendition.fmt), rendition.data,
-                        rendition.mime)
-    _record_derivatives(photo, renditions)
-    _apply_metadata(session, photo, meta)
-    first_time = photo.status in (PhotoStatus.PROCESSING, PhotoStatus.FAILED)
+        key = derivative_key(photo.sha256, rendition.size, rendition.fmt, digests[rendition.size, rendition.fmt])
+        store.put_bytes(key, rendition.data, rendition.mime)
+    replaced = _record_derivatives(photo, renditions, digests)
+    if meta is not None:
+        _apply_metadata(session, photo, meta)
     if first_time:
         photo.status = PhotoStatus.SUBMITTED
         photo.processing_error = None
@@ -74,19 +78,34 @@ def process_photo(photo_id: int, session: Session, store: ObjectStore, settings:
     photo.processed_at = utcnow()
     session.add(OutboxEvent(topic="photo.changed", photo_id=photo.id))
     session.commit()
+    for key in replaced:
+        try:
+            store.delete(key)
+        except StorageError:
+            log.warning("could not remove replaced derivative %s; reconcile will", key)
     return photo
 
 
-def _record_derivatives(photo: Photo, renditions: list[media.Rendition]) -> None:
+def _record_derivatives(photo: Photo, renditions: list[media.Rendition],
+                        digests: dict[tuple[str, str], str]) -> list[str]:
+    """Point the rows at the new objects; returns the keys no row uses any more."""
+    wanted = {(r.size, r.fmt) for r in renditions}
+    replaced = [d.key for d in photo.derivatives if (d.size, d.fmt) not in wanted]
+    photo.derivatives[:] = [d for d in photo.derivatives if (d.size, d.fmt) in wanted]
     for rendition in renditions:
+        digest = digests[rendition.size, rendition.fmt]
+        key = derivative_key(photo.sha256, rendition.size, rendition.fmt, digest)
         row = photo.derivative(rendition.size, rendition.fmt)
         if row is None:
             row = Derivative(size=rendition.size, fmt=rendition.fmt)
             photo.derivatives.append(row)
-        row.key = derivative_key(photo.sha256, rendition.size, rendition.fmt)
+        elif row.key != key:
+            replaced.append(row.key)
+        row.key = key
         row.width, row.height = rendition.width, rendition.height
         row.size_bytes = len(rendition.data)
-        row.etag = hashlib.sha256(rendition.data).hexdigest()[:32]
+        row.etag = digest[:32]
+    return replaced
 
 
 def _apply_metadata(session: Session, photo: Photo, meta: PhotoMetadata) -> None:
@@ -107,9 +126,14 @@ def _apply_metadata(session: Session, photo: Photo, meta: PhotoMetadata) -> None
             photo.tags.append(tag)
 
 
-def _fail(session: Session, photo: Photo, de: str, en: str) -> None:
+def _fail(session: Session, photo: Photo, first_time: bool, de: str, en: str) -> None:
+    """A new photo that cannot be processed is marked failed, with the reason. A photo that was fine
+    before keeps its status and images: remaking them failed, not the photo (a later run may succeed)."""
     log.warning("photo %s failed processing: %s", photo.id, en)
-    photo.status = PhotoStatus.FAILED
-    photo.processing_error = f"{de} / {en}"
-    session.add(AuditEvent(action="photo.failed", photo_id=photo.id, detail={"reason": en}))
+    if first_time:
+        photo.status = PhotoStatus.FAILED
+        photo.processing_error = f"{de} / {en}"
+        session.add(AuditEvent(action="photo.failed", photo_id=photo.id, detail={"reason": en}))
+    else:
+        session.add(AuditEvent(action="photo.reprocessing_failed", photo_id=photo.id, detail={"reason": en}))
     session.commit()

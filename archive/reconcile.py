@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .models import AuditEvent, Derivative, OutboxEvent, Photo, PhotoStatus, utcnow
-from .storage import ObjectStore, StorageError
+from .storage import ObjectNotFound, ObjectStore, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -78,21 +78,30 @@ def reconcile(session: Session, store: ObjectStore, settings: dict[str, Any],
 
     # 3. Objects no row points to (a crash between storing and committing). An object written after the
     #    cutoff may belong to an upload still in flight: it is left for a later run.
+    #    Replaced derivatives whose removal failed are found the same way.
     known = set(session.scalars(select(Photo.original_key))) | set(session.scalars(select(Derivative.key)))
-    living = {f"derivatives/{sha[:2]}/{sha}/" for sha in session.scalars(select(Photo.sha256))}
     for prefix in ("originals/", "derivatives/"):
         for info in store.list(prefix):
-            recent = info.modified is None or info.modified > cutoff
-            if info.key in known or recent:
-                continue
-            if prefix == "derivatives/" and info.key[: info.key.rindex("/") + 1] in living:
-                continue  # a derivative of a living photo whose row is still being written
-            report.removed_objects.append(info.key)
+            if info.key not in known and _old(info.modified, cutoff):
+                report.removed_objects.append(info.key)
     if not dry_run:
         for key in report.removed_objects:
-            if not _referenced(session, key):
+            # Look again just before deleting: the same photo may have been uploaded again meanwhile,
+            # which writes the object anew and commits a row for it.
+            if not _referenced(session, key) and _old(_modified(store, key), cutoff):
                 store.delete(key)
     return report
+
+
+def _old(modified: datetime | None, cutoff: datetime) -> bool:
+    return modified is not None and modified < cutoff
+
+
+def _modified(store: ObjectStore, key: str) -> datetime | None:
+    try:
+        return store.stat(key).modified
+    except ObjectNotFound:
+        return None
 
 
 def _referenced(session: Session, key: str) -> bool:

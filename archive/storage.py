@@ -237,6 +237,13 @@ class LocalStore:
     def _path(self, key: str) -> Path:
         return self.root.joinpath(*validate_key(key).split("/"))
 
+    def _not_found(self, key: str) -> StorageError:
+        """A missing object, unless the whole store is missing (a disk not mounted): that is an outage,
+        and treating it as 'no such object' would make callers give up on every photo."""
+        if not self.root.is_dir():
+            return StorageUnavailable(f"local store folder {str(self.root)!r} does not exist")
+        return ObjectNotFound(f"no object {key!r}")
+
     def put_file(self, key: str, path: Path, content_type: str) -> None:
         target = self._path(key)
         try:
@@ -287,7 +294,7 @@ class LocalStore:
         try:
             return open(path, "rb")
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
-            raise ObjectNotFound(f"no object {key!r}") from exc
+            raise self._not_found(key) from exc
         except OSError as exc:
             raise self._os_error("read", key, exc) from exc
 
@@ -300,11 +307,11 @@ class LocalStore:
         try:
             st = path.stat()
         except (FileNotFoundError, NotADirectoryError) as exc:
-            raise ObjectNotFound(f"no object {key!r}") from exc
+            raise self._not_found(key) from exc
         except OSError as exc:
             raise self._os_error("stat", key, exc) from exc
         if not path.is_file():
-            raise ObjectNotFound(f"no object {key!r}")
+            raise self._not_found(key)
         return ObjectInfo(key=key, size=st.st_size, modified=_from_timestamp(st.st_mtime))
 
     def exists(self, key: str) -> bool:

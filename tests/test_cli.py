@@ -136,7 +136,7 @@ def test_derivatives_command_remakes_them(tmp_path: Path, flag: list[str]) -> No
     (folder / "a.jpg").write_bytes(jpeg_bytes((1, 100, 1)))
     brucken(tmp_path, "init")
     brucken(tmp_path, "import", str(folder), "--association", "havering")
-    thumb = next((tmp_path / "uploads/store/derivatives").rglob("thumb.jpg"))
+    thumb = next((tmp_path / "uploads/store/derivatives").rglob("thumb-*.jpg"))
     thumb.unlink()
     out = brucken(tmp_path, "derivatives", *flag)
     assert "1 Foto(s) neu verarbeitet" in out.stdout

@@ -87,11 +87,62 @@ def test_an_image_that_cannot_be_decoded_fails_with_a_reason(app: Flask, corpus:
         assert photo.derivatives == []
 
 
-def test_a_missing_original_fails_instead_of_crashing(app: Flask) -> None:
-    photo = archive_file(app, jpeg_bytes((1, 2, 3)))
+def test_a_missing_original_fails_a_new_photo_with_a_reason(app: Flask) -> None:
+    association = db.session.scalar(select(Association).where(Association.slug == "lorient"))
+    result = Ingest(db.session, get_store(), app.config, lambda _id: None).ingest(
+        io.BytesIO(jpeg_bytes((1, 2, 3))), "a.jpg", association, uploader=None)
+    photo = db.session.get(Photo, result.photo_id)
     get_store().delete(photo.original_key)
     process_photo(photo.id, db.session, get_store(), app.config)
     assert photo.status == PhotoStatus.FAILED
+    assert "Original fehlt" in photo.processing_error
+
+
+def test_reprocessing_keeps_status_edits_and_images_of_a_photo(app: Flask, corpus: Path) -> None:
+    """`brucken derivatives` or a retry must never undo what people did with a photo."""
+    photo = archive_file(app, (corpus / "exif-py/jpg/gps/DSCN0010.jpg").read_bytes())
+    photo.status = PhotoStatus.PUBLISHED
+    photo.caption = ""  # a curator removed the caption the file offered
+    photo.gps_lat = photo.gps_lon = None  # and the position
+    photo.taken_at = photo.taken_at.replace(year=2001)  # and corrected the date
+    db.session.commit()
+    taken = photo.taken_at
+    old_keys = sorted(d.key for d in photo.derivatives)
+
+    process_photo(photo.id, db.session, get_store(), app.config)
+    db.session.expire_all()
+    assert (photo.status, photo.caption, photo.gps_lat, photo.taken_at) == (PhotoStatus.PUBLISHED, "", None, taken)
+    assert sorted(d.key for d in photo.derivatives) == old_keys  # same bytes, same keys
+
+    # The original vanished: remaking fails, but the photo stays published with its images.
+    get_store().delete(photo.original_key)
+    process_photo(photo.id, db.session, get_store(), app.config)
+    db.session.expire_all()
+    assert photo.status == PhotoStatus.PUBLISHED
+    assert all(get_store().exists(d.key) for d in photo.derivatives)
+
+
+def test_remade_derivatives_get_new_keys_and_the_old_objects_go(app: Flask) -> None:
+    photo = archive_file(app, jpeg_bytes((10, 200, 30)))
+    old = {d.size + d.fmt: d.key for d in photo.derivatives}
+    app.config["JPEG_QUALITY"] = 60  # different bytes from the same original
+    process_photo(photo.id, db.session, get_store(), app.config)
+    db.session.expire_all()
+    new = {d.size + d.fmt: d.key for d in photo.derivatives}
+    assert new["thumbjpeg"] != old["thumbjpeg"] and new["thumbwebp"] == old["thumbwebp"]
+    assert not get_store().exists(old["thumbjpeg"])
+    assert all(get_store().exists(key) for key in new.values())
+
+
+def test_a_missing_store_is_an_outage_not_a_missing_photo(app: Flask, tmp_path: Path) -> None:
+    from archive.storage import StorageUnavailable
+
+    photo = archive_file(app, jpeg_bytes((3, 3, 3)))
+    store_dir = Path(app.config["LOCAL_STORE_DIR"])
+    store_dir.rename(tmp_path / "unmounted")
+    with pytest.raises(StorageUnavailable):
+        process_photo(photo.id, db.session, get_store(), app.config)
+    assert photo.status == PhotoStatus.SUBMITTED
 
 
 def test_a_photo_deleted_before_its_job_runs_is_skipped(app: Flask) -> None:
