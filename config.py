@@ -30,6 +30,7 @@ SETTINGS: tuple[Setting, ...] = (
             "Folder for the SQLite database, the secret key and the job queue."),
     Setting("UPLOAD_DIR", str(ROOT / "uploads"), "Upload staging area and, with STORAGE=local, the object store."),
     Setting("INDEX_DIR", str(ROOT / "index"), "Folder of the Whoosh search index (derived data, rebuilt by reindex)."),
+    Setting("SQLITE_BUSY_TIMEOUT_MS", 15000, "How long a SQLite writer waits for another before giving up (ms)."),
     Setting("SECRET_KEY", "", "Signs sessions and forms. Empty: a random key is made once and kept in INSTANCE_DIR."),
     # --- object storage -----------------------------------------------------------------------------
     Setting("STORAGE", "local", "Where originals and derivatives are kept: 'local' or 's3'."),

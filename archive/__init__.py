@@ -26,8 +26,10 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         SECRET_KEY=secret_key(settings),
         SQLALCHEMY_DATABASE_URI=settings["DATABASE_URL"],
         MAX_CONTENT_LENGTH=settings["MAX_REQUEST_BYTES"],
-        # Uploads are streamed to disk by Werkzeug above this size, never held in memory.
+        # A limit for the non-file form fields; files go to disk (see archive.uploads).
         MAX_FORM_MEMORY_SIZE=1024 * 1024,
+        # Volunteers upload on slow connections and leave forms open: the token lasts as long as the session.
+        WTF_CSRF_TIME_LIMIT=None,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
     )
@@ -60,6 +62,6 @@ def _tune_sqlite(app: Flask) -> None:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=15000")
+        cursor.execute(f"PRAGMA busy_timeout={int(app.config['SQLITE_BUSY_TIMEOUT_MS'])}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()

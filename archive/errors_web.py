@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, current_app, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from .errors import Refusal, Unavailable
@@ -25,7 +27,7 @@ def language() -> str:
     if request.args.get("lang") in ("de", "en"):
         return str(request.args["lang"])
     best = request.accept_languages.best_match(["de", "en"])
-    return best or "de"
+    return best or current_app.config["DEFAULT_LANGUAGE"]
 
 
 def wants_json() -> bool:
@@ -47,6 +49,25 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(Refusal)
     def _refusal(error: Refusal) -> Any:
         return _answer(error)
+
+    @app.errorhandler(DBAPIError)
+    def _database(error: DBAPIError) -> Any:
+        from .models import db
+
+        db.session.rollback()
+        app.logger.warning("database error: %s", error)
+        return _answer(Unavailable("database_unavailable",
+                                   "Die Datenbank ist gerade überlastet oder nicht erreichbar. "
+                                   "Bitte versuchen Sie es gleich noch einmal.",
+                                   "The database is busy or cannot be reached. Please try again shortly."))
+
+    @app.errorhandler(CSRFError)
+    def _csrf(_error: CSRFError) -> Any:
+        return _answer(Refusal("form_expired",
+                               "Das Formular ist abgelaufen oder unvollständig. Bitte laden Sie die Seite neu "
+                               "und senden Sie es noch einmal.",
+                               "The form has expired or is incomplete. Please reload the page and send it again.",
+                               status=400))
 
     @app.errorhandler(RequestEntityTooLarge)
     def _too_large(_error: RequestEntityTooLarge) -> Any:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from . import media
@@ -129,6 +129,11 @@ class Ingest:
             return self._archive(staged, filename, association, uploader)
         except Refusal as refusal:
             return IngestResult("refused", filename, refusal=refusal)
+        except DBAPIError as error:
+            # Locked past the busy timeout, or the server gone: this file is not kept; the next may be.
+            self.session.rollback()
+            log.warning("database unavailable while archiving %s: %s", filename, error)
+            return IngestResult("refused", filename, refusal=_database_down())
         finally:
             staged.path.unlink(missing_ok=True)
 
@@ -172,6 +177,7 @@ class Ingest:
             existing = self._find(staged.sha256)
             if existing is not None:
                 return IngestResult("duplicate", filename, photo_id=existing)
+            self._forget_object(key)
             raise
         except BaseException:
             self.session.rollback()
@@ -189,12 +195,24 @@ class Ingest:
         return self.session.scalar(select(Photo.id).where(Photo.sha256 == sha256))
 
     def _forget_object(self, key: str) -> None:
-        """Remove an object no row points to (the row could not be written)."""
-        if self.session.scalar(select(Photo.id).where(Photo.original_key == key)) is None:
-            try:
+        """Remove an object no row points to (the row could not be written). When that cannot be
+        decided or done now, reconcile does it later."""
+        try:
+            if self.session.scalar(select(Photo.id).where(Photo.original_key == key)) is None:
                 self.store.delete(key)
-            except StorageError:
-                log.warning("could not remove orphan %s; reconcile will", key)
+        except (DBAPIError, StorageError):
+            self.session.rollback()
+            log.warning("could not remove orphan %s; reconcile will", key)
+
+
+def _database_down() -> Unavailable:
+    return Unavailable(
+        "database_unavailable",
+        "Die Datenbank ist gerade überlastet oder nicht erreichbar. Diese Datei wurde nicht gespeichert. "
+        "Bitte versuchen Sie es in einer Minute noch einmal.",
+        "The database is busy or cannot be reached right now. This file was not saved. "
+        "Please try again in a minute.",
+    )
 
 
 def _store_down() -> Unavailable:

@@ -195,3 +195,66 @@ def test_a_file_that_failed_processing_can_be_removed_by_its_owner(app: Flask, c
     assert db.session.get(Photo, ids[0]) is None
     assert not any(get_store().exists(key) for key in keys)
     assert db.session.get(Photo, ids[1]) is not None
+
+
+def test_a_locked_database_is_a_503_and_leaves_nothing(tmp_path: Path) -> None:
+    import sqlite3
+
+    from archive.auth import hash_password
+    from archive.models import Association
+    from archive.services import get_store
+    from tests.conftest import IsolatedClient
+
+    app = make_ready_app(settings_for(tmp_path / "locked", SQLITE_BUSY_TIMEOUT_MS=200))
+    app.test_client_class = IsolatedClient
+    with app.app_context():
+        pasadena = db.session.scalar(select(Association.id).where(Association.slug == "pasadena"))
+        db.session.add(User(username="mia", association_id=pasadena, password_hash=hash_password(PASSWORD)))
+        db.session.commit()
+        client = app.test_client()
+        login(client, "mia")
+        blocker = sqlite3.connect(app.config["DATABASE_URL"].removeprefix("sqlite:///"))
+        blocker.execute("BEGIN EXCLUSIVE")  # another process holds the write lock
+        try:
+            response = upload(client, [(jpeg_bytes(), "a.jpg")])
+        finally:
+            blocker.rollback()
+            blocker.close()
+        assert response.status_code == 503
+        assert response.headers["Retry-After"]
+        assert response.get_json()["results"][0]["reason"]["code"] == "database_unavailable"
+        assert db.session.scalar(select(Photo.id)) is None
+        assert list(get_store().list("")) == []
+        assert upload(client, [(jpeg_bytes(), "a.jpg")]).status_code == 201  # and it works again
+
+
+def test_a_duplicate_of_another_associations_photo_reveals_nothing(client: FlaskClient,
+                                                                   people: dict[str, User]) -> None:
+    login(client, "mia")
+    upload(client, [(jpeg_bytes((7, 7, 7)), "a.jpg")])
+    client.post("/logout")
+    login(client, "omar")
+    result = upload(client, [(jpeg_bytes((7, 7, 7)), "copy.jpg")]).get_json()["results"][0]
+    assert result == {"outcome": "duplicate", "filename": "copy.jpg", "photo_id": None}
+    page = upload(client, [(jpeg_bytes((7, 7, 7)), "copy.jpg")], json=False).get_data(as_text=True)
+    assert "von einem anderen Verein" in page and "/photos/" not in page.split("results")[1].split("</ul>")[0]
+
+
+def test_upload_without_a_csrf_token_says_to_reload(tmp_path: Path) -> None:
+    from archive.auth import hash_password
+    from tests.conftest import IsolatedClient
+
+    app = make_ready_app(settings_for(tmp_path / "csrf-upload", WTF_CSRF_ENABLED=True))
+    app.test_client_class = IsolatedClient
+    with app.app_context():
+        db.session.add(User(username="ada", role="admin", password_hash=hash_password(PASSWORD)))
+        db.session.commit()
+        client = app.test_client()
+        page = client.get("/login").get_data(as_text=True)
+        token = page.split('name="csrf_token" type="hidden" value="')[1].split('"')[0]
+        assert client.post("/login", data={"username": "ada", "password": PASSWORD,
+                                           "csrf_token": token}).status_code == 302
+        response = upload(client, [(jpeg_bytes(), "a.jpg")], json=False, association="ruanda")
+        assert response.status_code == 400
+        assert "Seite neu" in response.get_data(as_text=True)
+        assert db.session.scalar(select(Photo.id)) is None

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from flask import Blueprint, abort, current_app, jsonify, render_template, request
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
+from ..auth import can_view
 from ..errors import Refusal
 from ..errors_web import language, wants_json
 from ..ingest import Ingest, IngestResult
-from ..models import Association, db
+from ..models import Association, Photo, db
 from ..services import get_jobs, get_store
 
 bp = Blueprint("upload", __name__)
@@ -47,13 +49,23 @@ def receive() -> Any:
         raise Refusal("no_files", "Bitte wählen Sie mindestens ein Foto aus.", "Please choose at least one photo.",
                       status=400)
     ingest = Ingest(db.session, get_store(), current_app.config, get_jobs().enqueue_processing)
-    results = [ingest.ingest(f.stream, f.filename or "", association, current_user) for f in files]
+    results = [_as_seen_by_uploader(ingest.ingest(f.stream, f.filename or "", association, current_user))
+               for f in files]
     status = _status(results)
     headers = {"Retry-After": "30"} if status == 503 else {}
     if wants_json():
         return jsonify({"results": [r.as_dict() for r in results]}), status, headers
     return render_template("upload/results.html", results=results, association=association,
                            lang=language()), status, headers
+
+
+def _as_seen_by_uploader(result: IngestResult) -> IngestResult:
+    """A duplicate of another association's unpublished photo must not reveal that photo."""
+    if result.outcome == "duplicate" and result.photo_id is not None:
+        existing = db.session.get(Photo, result.photo_id)
+        if existing is None or not can_view(current_user, existing):
+            return replace(result, photo_id=None)
+    return result
 
 
 def _status(results: list[IngestResult]) -> int:
