@@ -66,9 +66,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("HOST", "127.0.0.1", "Address 'brucken run' listens on."),
     Setting("PORT", 5000, "Port 'brucken run' listens on."),
     Setting("WEB_WORKERS", 2, "gunicorn worker processes started by 'brucken run'."),
-    Setting("MEDIA_MAX_AGE", 3600, "Seconds browsers may cache public thumbnails and previews."),
+    Setting(
+        "MEDIA_MAX_AGE",
+        0,
+        "Seconds caches may keep a public image without asking again. 0: they ask every time (a cheap 304), "
+        "so an image taken offline (consent withdrawn) disappears at once.",
+    ),
+    Setting(
+        "S3_REDIRECT_DOWNLOADS",
+        True,
+        "Send originals as short-lived signed S3 links (True) or stream them through the app (False: for an "
+        "S3 service that browsers cannot reach).",
+    ),
     Setting("DEFAULT_LANGUAGE", "de", "Language of the interface when the browser states no preference."),
 )
-
-# Flask reads upper-case names from this file: expose every default under its own name.
-globals().update({setting.name: setting.default for setting in SETTINGS})

@@ -16,17 +16,19 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from . import auth, cli, errors_web
     from .models import db
     from .settings import ensure_folders, load_settings, secret_key
+    from .upload_stream import StagingRequest
     from .views import register_blueprints
 
     settings = load_settings(overrides)
     app = Flask(__name__, template_folder=str(ROOT / "templates"), instance_path=settings["INSTANCE_DIR"])
+    app.request_class = StagingRequest
     app.config.update(settings)
     ensure_folders(settings)
     app.config.update(
         SECRET_KEY=secret_key(settings),
         SQLALCHEMY_DATABASE_URI=settings["DATABASE_URL"],
         MAX_CONTENT_LENGTH=settings["MAX_REQUEST_BYTES"],
-        # A limit for the non-file form fields; files go to disk (see archive.uploads).
+        # A limit for the non-file form fields; files go to the staging folder (see archive.upload_stream).
         MAX_FORM_MEMORY_SIZE=1024 * 1024,
         # Volunteers upload on slow connections and leave forms open: the token lasts as long as the session.
         WTF_CSRF_TIME_LIMIT=None,

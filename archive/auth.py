@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -17,23 +16,24 @@ from sqlalchemy.orm import Session
 from .models import Photo, User, db
 
 _hasher = PasswordHasher()
-# Verifying against this when a name is unknown keeps the answer time the same: names do not leak.
-_DUMMY_HASH = _hasher.hash("brucken-no-such-user")
 
 login_manager = LoginManager()
 csrf = CSRFProtect()
-
-F = TypeVar("F", bound=Callable[..., Any])
-
 
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
+@functools.cache
+def _dummy_hash() -> str:
+    """Verifying against this when a name is unknown keeps the answer time the same: names do not leak."""
+    return _hasher.hash("brucken-no-such-user")
+
+
 def authenticate(session: Session, username: str, password: str) -> User | None:
     user = session.scalar(select(User).where(User.username == username.strip().lower()))
     try:
-        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+        _hasher.verify(user.password_hash if user else _dummy_hash(), password)
     except (VerificationError, InvalidHashError):
         return None
     if user is None or not user.active:
@@ -100,18 +100,3 @@ def visible_photo_or_404(photo_id: int, *, manage: bool = False) -> Photo:
     if photo is None or not allowed(current_user, photo):
         abort(404)
     return photo
-
-
-def roles_required(*roles: str) -> Callable[[F], F]:
-    def decorator(view: F) -> F:
-        @functools.wraps(view)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if not current_user.is_authenticated:
-                return login_manager.unauthorized()
-            if current_user.role not in roles:
-                abort(403)
-            return view(*args, **kwargs)
-
-        return wrapper  # type: ignore[return-value]
-
-    return decorator

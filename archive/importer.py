@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,8 +39,7 @@ def walk(paths: Iterable[Path]) -> Iterator[Path]:
             yield path
 
 
-def import_files(files: Iterable[Path], ingest: Ingest, association: Association,
-                 on_file: Callable[[Path], None] = lambda _p: None) -> ImportSummary:
+def import_files(files: Iterable[Path], ingest: Ingest, association: Association) -> ImportSummary:
     summary = ImportSummary()
     for path in files:
         try:
@@ -48,7 +47,6 @@ def import_files(files: Iterable[Path], ingest: Ingest, association: Association
                 result = ingest.ingest(stream, path.name, association, uploader=None)
         except OSError as error:
             summary.refused.append({"path": str(path), "reason": f"Datei nicht lesbar / unreadable: {error}"})
-            on_file(path)
             continue
         if result.outcome == "archived" and result.photo_id is not None:
             summary.archived += 1
@@ -57,7 +55,6 @@ def import_files(files: Iterable[Path], ingest: Ingest, association: Association
             summary.duplicates += 1
         elif result.refusal is not None:
             summary.refused.append({"path": str(path), "reason": f"{result.refusal.de} / {result.refusal.en}"})
-        on_file(path)
     return summary
 
 

@@ -28,7 +28,6 @@ from .storage import ObjectStore, StorageError, content_key
 log = logging.getLogger(__name__)
 
 CHUNK = 256 * 1024
-HEAD_BYTES = 4096  # enough for sniffing, including an SVG behind a long XML prolog or DOCTYPE
 ACCEPTED_NAMES = "JPEG, PNG, WebP, HEIC/HEIF oder AVIF"
 ACCEPTED_NAMES_EN = "JPEG, PNG, WebP, HEIC/HEIF or AVIF"
 
@@ -81,8 +80,8 @@ def stage(stream: BinaryIO, staging_dir: Path, max_bytes: int) -> Staged:
                         f"This file is larger than {_megabytes(max_bytes)}. Please upload a smaller version.",
                         status=413,
                     )
-                if len(head) < HEAD_BYTES:
-                    head += chunk[: HEAD_BYTES - len(head)]
+                if len(head) < media.SNIFF_BYTES:
+                    head += chunk[: media.SNIFF_BYTES - len(head)]
                 digest.update(chunk)
                 out.write(chunk)
     except BaseException:

@@ -55,8 +55,5 @@ class Jobs:
         """Run the same job in this process (the import command waits for its photos this way)."""
         self._process_photo(photo_id)
 
-    def pending(self) -> int:
-        return self.huey.pending_count()
-
     def consumer(self, threads: int) -> Consumer:
         return self.huey.create_consumer(workers=threads, worker_type="thread", periodic=False)

@@ -42,8 +42,8 @@ ACCEPTED = {
     "avif": "image/avif",
 }
 
-# How many leading bytes ``make_derivatives`` passes to ``sniff``. 64 bytes settle every accepted format
-# (ingest passes 64); only the naming of refused markup (SVG behind a long DOCTYPE) gains from more.
+# How many leading bytes to pass to ``sniff`` (ingest and ``make_derivatives`` both do). 64 bytes settle every
+# accepted format; only the naming of refused markup (SVG behind a long DOCTYPE) gains from more.
 SNIFF_BYTES = 512
 
 
@@ -201,7 +201,7 @@ def _sniff_text(head: bytes) -> str:
 
 
 @functools.cache
-def _ensure_plugins() -> None:
+def ensure_plugins() -> None:
     """Register HEIF once, on first use: importing this module must stay cheap and side-effect free.
 
     AVIF is built into Pillow 13. ``register_heif_opener`` also lets other code (EXIF reading) open HEIC
@@ -236,7 +236,7 @@ def _opener(fmt: str) -> Callable[..., ImageFile.ImageFile]:
 
         return AvifImageFile
     if fmt == "heif":
-        _ensure_plugins()
+        ensure_plugins()
         from pillow_heif import HeifImageFile
 
         return HeifImageFile

@@ -18,7 +18,6 @@ already rotates while decoding and reports 1, even when the raw EXIF says otherw
 from __future__ import annotations
 
 import contextlib
-import functools
 import math
 import re
 import unicodedata
@@ -225,23 +224,13 @@ class _PillowResult:
     xmp: bytes | None = None
 
 
-@functools.cache
-def _register_heif_opener() -> bool:
-    """Teach Pillow HEIC/HEIF once, on first use (not at import time)."""
-    try:
-        import pillow_heif
-
-        pillow_heif.register_heif_opener()
-    except Exception:
-        return False
-    return True
-
-
 def _read_with_pillow(fh: BinaryIO, warnings: list[str], *, exif_wanted: bool) -> _PillowResult:
     """Open the header only (Image.open is lazy: no pixels are decoded) and collect EXIF, IPTC and XMP."""
     from PIL import Image
 
-    _register_heif_opener()
+    from .media import ensure_plugins
+
+    ensure_plugins()
     res = _PillowResult()
     try:
         fh.seek(0)

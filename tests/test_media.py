@@ -247,7 +247,7 @@ def test_plugins_are_registered_lazily_not_at_import() -> None:
         "from PIL import Image\n"
         "import archive.media as m\n"
         "assert 'HEIF' not in Image.OPEN, 'HEIF registered at import'\n"
-        "m._ensure_plugins()\n"
+        "m.ensure_plugins()\n"
         "assert 'HEIF' in Image.OPEN\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parent.parent)

@@ -460,7 +460,9 @@ def test_missing_file_is_a_warning(tmp_path: Path) -> None:
 
 
 def test_heic_written_by_pillow_heif_uses_pillow_fallback(tmp_path: Path) -> None:
-    metadata._register_heif_opener()
+    from archive.media import ensure_plugins
+
+    ensure_plugins()
     exif = Image.Exif()
     exif[0x010F] = "Apple"
     exif[0x0110] = "iPhone 15"

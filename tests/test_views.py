@@ -118,7 +118,7 @@ def test_who_sees_which_image(app: Flask, client: FlaskClient, people: dict[str,
     db.session.get(Photo, photo_id).status = PhotoStatus.PUBLISHED
     db.session.commit()
     public = client.get(thumb)
-    assert public.status_code == 200 and public.headers["Cache-Control"].startswith("public")
+    assert public.status_code == 200 and public.headers["Cache-Control"] == "public, no-cache"
     assert client.get(f"/media/{photo_id}/preview.webp").mimetype == "image/webp"
     assert client.get(f"/photos/{photo_id}/original").status_code == 404
     assert client.get(f"/media/{photo_id}/huge.jpg").status_code == 404
@@ -258,3 +258,30 @@ def test_upload_without_a_csrf_token_says_to_reload(tmp_path: Path) -> None:
         assert response.status_code == 400
         assert "Seite neu" in response.get_data(as_text=True)
         assert db.session.scalar(select(Photo.id)) is None
+
+
+def test_an_oversized_file_is_refused_and_its_neighbours_kept(app: Flask, client: FlaskClient,
+                                                             people: dict[str, User]) -> None:
+    app.config["MAX_UPLOAD_BYTES"] = 20_000
+    login(client, "mia")
+    big = jpeg_bytes((120, 20, 20), size=(1600, 1200), quality=100)
+    assert len(big) > 20_000
+    response = upload(client, [(jpeg_bytes((1, 50, 1)), "klein.jpg"), (big, "riesig.jpg")])
+    assert response.status_code == 201
+    outcomes = [(r["outcome"], r.get("reason", {}).get("code")) for r in response.get_json()["results"]]
+    assert outcomes == [("archived", None), ("refused", "too_large")]
+    assert list(Path(app.config["STAGING_DIR"]).iterdir()) == []
+
+
+def test_uploaded_files_are_spooled_into_the_staging_folder(app: Flask) -> None:
+    from archive.upload_stream import StagingRequest
+
+    with app.test_request_context():
+        stream = StagingRequest({})._get_file_stream(None, "image/jpeg", "a.jpg")
+        try:
+            stream.write(b"x" * (app.config["MAX_UPLOAD_BYTES"] + 10))
+            stream.seek(0, 2)
+            assert stream.tell() == app.config["MAX_UPLOAD_BYTES"] + 1  # the rest was not kept
+            assert Path(f"/proc/self/fd/{stream.fileno()}").resolve().parent == Path(app.config["STAGING_DIR"])
+        finally:
+            stream.close()

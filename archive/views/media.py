@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import IO, Any
-from urllib.parse import quote
+from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, redirect, request
 
@@ -12,12 +11,11 @@ from ..auth import visible_photo_or_404
 from ..errors import Unavailable
 from ..models import PhotoStatus
 from ..services import get_store
-from ..storage import ObjectNotFound, StorageUnavailable
+from ..storage import ObjectNotFound, StorageUnavailable, attachment_disposition
 
 bp = Blueprint("media", __name__)
 
 EXTENSIONS = {"jpg": "jpeg", "webp": "webp"}
-CHUNK = 256 * 1024
 
 
 @bp.get("/media/<int:photo_id>/<size>.<ext>")
@@ -28,16 +26,12 @@ def derivative(photo_id: int, size: str, ext: str) -> Any:
         abort(404)
     response = Response(mimetype="image/jpeg" if rendition.fmt == "jpeg" else "image/webp")
     response.set_etag(rendition.etag)
-    # Public images may be cached anywhere; unpublished ones only by the viewer's browser, rechecked each time.
-    if photo.status == PhotoStatus.PUBLISHED:
-        response.headers["Cache-Control"] = f"public, max-age={int(current_app.config['MEDIA_MAX_AGE'])}"
-    else:
-        response.headers["Cache-Control"] = "private, no-cache"
+    response.headers["Cache-Control"] = _cache_control(public=photo.status == PhotoStatus.PUBLISHED)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.make_conditional(request)
     if response.status_code == 304:
         return response
-    response.response = _stream(_open(rendition.key))
+    response.response = _chunks(rendition.key)
     response.content_length = rendition.size_bytes
     return response
 
@@ -47,21 +41,31 @@ def original(photo_id: int) -> Any:
     """Originals go only to the owning association, curators and admins, always as a download."""
     photo = visible_photo_or_404(photo_id, manage=True)
     name = _download_name(photo.original_filename, photo.format)
-    url = get_store().download_url(photo.original_key, name, expires=300)
-    if url:  # S3: a short-lived signed link; the bucket itself stays private
-        return redirect(url, code=303)
-    response = Response(_stream(_open(photo.original_key)), mimetype=photo.mime_type)
+    if current_app.config["S3_REDIRECT_DOWNLOADS"]:
+        url = get_store().download_url(photo.original_key, name, expires=300)
+        if url:  # S3: a short-lived signed link; the bucket itself stays private
+            return redirect(url, code=303)
+    response = Response(_chunks(photo.original_key), mimetype=photo.mime_type)
     response.content_length = photo.size_bytes
-    response.headers["Content-Disposition"] = _attachment(name)
+    response.headers["Content-Disposition"] = attachment_disposition(name)
     response.headers["Cache-Control"] = "private, no-store"
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 
 
-def _open(key: str) -> IO[bytes]:
+def _cache_control(public: bool) -> str:
+    """Unpublished images only in the viewer's own browser, rechecked each time. Public ones are rechecked
+    too unless MEDIA_MAX_AGE allows otherwise, so an image taken offline is gone at once."""
+    if not public:
+        return "private, no-cache"
+    max_age = int(current_app.config["MEDIA_MAX_AGE"])
+    return f"public, max-age={max_age}" if max_age > 0 else "public, no-cache"
+
+
+def _chunks(key: str) -> Iterator[bytes]:
     """Open before answering, so a missing object is a 404 and a store outage a 503, not a broken body."""
     try:
-        return get_store().open(key)
+        return get_store().iter_chunks(key)
     except ObjectNotFound:
         abort(404)
     except StorageUnavailable as error:
@@ -70,18 +74,7 @@ def _open(key: str) -> IO[bytes]:
                           "The photo storage cannot be reached right now. Please try again shortly.") from error
 
 
-def _stream(handle: IO[bytes]) -> Iterator[bytes]:
-    with handle:
-        while chunk := handle.read(CHUNK):
-            yield chunk
-
-
 def _download_name(filename: str, fmt: str) -> str:
     stem = filename.rsplit(".", 1)[0] if filename else "foto"
     ext = {"jpeg": "jpg", "heif": "heic"}.get(fmt, fmt)
     return f"{stem}.{ext}"
-
-
-def _attachment(name: str) -> str:
-    ascii_name = name.encode("ascii", "replace").decode().replace('"', "").replace("?", "_")
-    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"
