@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,17 @@ from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 from sqlalchemy import select
 
+from .storage import StorageError
+
 
 def _create_app() -> Flask:
     from . import create_app
+    from .settings import SettingsError
 
-    return create_app()
+    try:
+        return create_app()
+    except SettingsError as error:
+        raise click.ClickException(str(error)) from error
 
 
 @click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False,
@@ -47,9 +54,15 @@ def init_command() -> None:
 
     upgrade(directory=current_app.extensions["migrate"].directory)
     store = get_store()
-    if hasattr(store, "ensure_bucket"):
-        store.ensure_bucket()
-    store.check()
+    try:
+        if hasattr(store, "ensure_bucket"):
+            store.ensure_bucket()
+        store.check()
+    except StorageError as error:
+        raise click.ClickException(
+            f"Der Fotospeicher ist nicht erreichbar / the photo storage cannot be used: {error}\n"
+            "Prüfen Sie die ARCHIVE_S3_* bzw. ARCHIVE_LOCAL_STORE_DIR Einstellungen / check those settings."
+        ) from error
     click.echo(f"Speicher bereit / storage ready: {current_app.config['STORAGE']}")
     added = seed_associations(db.session)
     click.echo(f"Datenbank bereit. {added} Verein(e) angelegt.")
@@ -164,8 +177,9 @@ def import_command(paths: tuple[Path, ...], slug: str, as_json: bool, no_wait: b
     if waiting:
         # Waiting means the processing runs here, the same job the worker would run.
         with click.progressbar(waiting, label="Vorschaubilder", file=sys.stderr, show_pos=True) as bar:
-            for photo_id in bar:
-                jobs.run_processing_here(photo_id)
+            postponed = _process_each(bar, jobs)
+        for photo_id in postponed:
+            jobs.enqueue_processing(photo_id)  # the worker tries again; the photo itself is archived
         db.session.expire_all()
         settle_failures(db.session, get_store(), summary)
     if as_json:
@@ -188,21 +202,37 @@ def derivatives_command(missing_only: bool) -> None:
 
     expected = len(SIZES) * len(FORMATS)
     jobs, store = get_jobs(), get_store()
-    ids = list(db.session.scalars(select(Photo.id).where(Photo.status != PhotoStatus.FAILED).order_by(Photo.id)))
-    done = 0
+    # New photos ('processing') are the worker's; photos no image could be made from stay as they are.
+    ids = list(db.session.scalars(select(Photo.id).where(Photo.status.not_in(
+        [PhotoStatus.FAILED, PhotoStatus.PROCESSING])).order_by(Photo.id)))
+    if missing_only:
+        ids = [i for i in ids if not _complete(db.session.get(Photo, i), expected, store)]
     with click.progressbar(ids, label="Vorschaubilder", file=sys.stderr, show_pos=True) as bar:
-        for photo_id in bar:
-            photo = db.session.get(Photo, photo_id)
-            if missing_only and photo is not None and _complete(photo, expected, store):
-                continue
-            jobs.run_processing_here(photo_id)
-            done += 1
-            db.session.expire_all()
-    click.echo(f"{done} Foto(s) neu verarbeitet / photo(s) processed again.")
+        failed = _process_each(bar, jobs)
+    click.echo(f"{len(ids) - len(failed)} Foto(s) neu verarbeitet / photo(s) processed again.")
+    if failed:
+        raise click.ClickException(f"{len(failed)} Foto(s) nicht verarbeitet / not processed: {failed} "
+                                   "(siehe Protokoll / see the log; später noch einmal / try again later)")
 
 
 def _complete(photo: Any, expected: int, store: Any) -> bool:
     return len(photo.derivatives) >= expected and all(store.exists(d.key) for d in photo.derivatives)
+
+
+def _process_each(photo_ids: Iterable[int], jobs: Any) -> list[int]:
+    """Run the processing job here for each photo; one that fails (storage down, a clash with the worker)
+    does not stop the others. Returns the ids that failed."""
+    from .models import db
+
+    failed = []
+    for photo_id in photo_ids:
+        try:
+            jobs.run_processing_here(photo_id)
+        except Exception:
+            current_app.logger.exception("processing photo %s failed", photo_id)
+            db.session.rollback()
+            failed.append(photo_id)
+    return failed
 
 
 @click.command("reconcile")

@@ -81,10 +81,19 @@ def _derive(settings: dict[str, Any]) -> dict[str, Any]:
 
 
 def ensure_folders(settings: Mapping[str, Any]) -> None:
-    for key in ("INSTANCE_DIR", "UPLOAD_DIR", "STAGING_DIR", "INDEX_DIR"):
-        Path(settings[key]).mkdir(parents=True, exist_ok=True)
+    keys = ["INSTANCE_DIR", "UPLOAD_DIR", "STAGING_DIR", "INDEX_DIR"]
     if settings["STORAGE"] == "local":
-        Path(settings["LOCAL_STORE_DIR"]).mkdir(parents=True, exist_ok=True)
+        keys.append("LOCAL_STORE_DIR")
+    for key in keys:
+        try:
+            Path(settings[key]).mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            what = "Der Fotospeicher ist nicht erreichbar / the photo storage cannot be used. " \
+                if key == "LOCAL_STORE_DIR" else ""
+            raise SettingsError(
+                f"{what}Der Ordner / the folder {ENV_PREFIX}{key}={settings[key]} lässt sich nicht anlegen / "
+                f"cannot be created: {error.strerror}"
+            ) from error
 
 
 def secret_key(settings: Mapping[str, Any]) -> str:

@@ -129,18 +129,32 @@ def test_reconcile_finishes_and_cleans_what_a_crash_left(app: Flask) -> None:
     assert db.session.scalar(select(func.count(Photo.id))) == 1
 
 
-@pytest.mark.parametrize("flag", [[], ["--missing-only"]])
-def test_derivatives_command_remakes_them(tmp_path: Path, flag: list[str]) -> None:
+@pytest.mark.parametrize(("flag", "remade"), [([], 2), (["--missing-only"], 1)])
+def test_derivatives_command_remakes_them(tmp_path: Path, flag: list[str], remade: int) -> None:
     folder = tmp_path / "in"
     folder.mkdir()
     (folder / "a.jpg").write_bytes(jpeg_bytes((1, 100, 1)))
+    (folder / "b.jpg").write_bytes(jpeg_bytes((100, 1, 1)))
     brucken(tmp_path, "init")
     brucken(tmp_path, "import", str(folder), "--association", "havering")
     thumb = next((tmp_path / "uploads/store/derivatives").rglob("thumb-*.jpg"))
     thumb.unlink()
     out = brucken(tmp_path, "derivatives", *flag)
-    assert "1 Foto(s) neu verarbeitet" in out.stdout
+    assert f"{remade} Foto(s) neu verarbeitet" in out.stdout
     assert thumb.exists()
+
+
+def test_init_says_clearly_when_the_store_cannot_be_used(tmp_path: Path) -> None:
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the store folder should be")
+    env_store = {"ARCHIVE_LOCAL_STORE_DIR": str(blocked)}
+    result = subprocess.run([sys.executable, "-m", "archive", "init"], capture_output=True, text=True,
+                            env={**{k: v for k, v in os.environ.items() if not k.startswith("ARCHIVE_")},
+                                 "ARCHIVE_INSTANCE_DIR": str(tmp_path / "i"), "ARCHIVE_UPLOAD_DIR": str(tmp_path / "u"),
+                                 **env_store}, stdin=subprocess.DEVNULL, timeout=120)
+    assert result.returncode == 1
+    assert "Fotospeicher ist nicht erreichbar" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_reset_password_gives_a_new_one_time_password(tmp_path: Path) -> None:

@@ -53,9 +53,20 @@ def test_secret_key_is_made_once_and_kept_private(tmp_path: Path) -> None:
 
 
 def test_importing_the_package_does_nothing(tmp_path: Path) -> None:
+    """No folder, file, database, hash or connection is made by an import: only create_app does work."""
+    import os
     import subprocess
     import sys
+    import time
 
-    code = "import archive, archive.cli, archive.models, archive.ingest; import os; print(os.listdir('.'))"
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    modules = ["archive", "archive.cli", "archive.models", "archive.ingest", "archive.auth", "archive.media",
+               "archive.metadata", "archive.storage", "archive.processing", "archive.jobs", "archive.views.upload"]
+    code = f"import time; t = time.perf_counter(); import {', '.join(modules)}; print(time.perf_counter() - t)"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARCHIVE_")}
+    env.update({f"ARCHIVE_{name}": str(tmp_path / name.lower()) for name in ("INSTANCE_DIR", "UPLOAD_DIR", "INDEX_DIR")})
+    started = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         check=True)
+    assert list(tmp_path.iterdir()) == []
+    assert time.perf_counter() - started < 10
+    assert float(out.stdout) < 5
