@@ -63,7 +63,8 @@ def test_importing_the_package_does_nothing(tmp_path: Path) -> None:
                "archive.metadata", "archive.storage", "archive.processing", "archive.jobs", "archive.views.upload"]
     code = f"import time; t = time.perf_counter(); import {', '.join(modules)}; print(time.perf_counter() - t)"
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARCHIVE_")}
-    env.update({f"ARCHIVE_{name}": str(tmp_path / name.lower()) for name in ("INSTANCE_DIR", "UPLOAD_DIR", "INDEX_DIR")})
+    folders = ("INSTANCE_DIR", "UPLOAD_DIR", "INDEX_DIR")
+    env.update({f"ARCHIVE_{name}": str(tmp_path / name.lower()) for name in folders})
     started = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
                          check=True)
