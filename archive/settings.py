@@ -53,8 +53,9 @@ def load_settings(overrides: Mapping[str, Any] | None = None,
     settings: dict[str, Any] = {s.name: s.default for s in defaults.SETTINGS}
     extra_file = environ.get(f"{ENV_PREFIX}CONFIG")
     if extra_file:
+        # A site file may also set Flask's and its extensions' own settings (SESSION_COOKIE_SECURE, ...).
         extra = _load_module(Path(extra_file))
-        settings.update({k: getattr(extra, k) for k in dir(extra) if k.isupper() and k in settings})
+        settings.update({k: getattr(extra, k) for k in dir(extra) if k.isupper() and not k.startswith("_")})
     for name, default in list(settings.items()):
         raw = environ.get(ENV_PREFIX + name)
         if raw is not None:

@@ -37,11 +37,12 @@ def test_bad_values_are_named() -> None:
 
 def test_config_file_layer(tmp_path: Path) -> None:
     extra = tmp_path / "site.py"
-    extra.write_text("MAX_PIXELS = 42\nNOT_A_SETTING = 1\n")
+    extra.write_text("MAX_PIXELS = 42\nSESSION_COOKIE_SECURE = True\nlower_case = 1\n")
     settings = load_settings(environ={"ARCHIVE_CONFIG": str(extra), "ARCHIVE_JPEG_QUALITY": "70"})
     assert settings["MAX_PIXELS"] == 42
     assert settings["JPEG_QUALITY"] == 70
-    assert "NOT_A_SETTING" not in settings
+    assert settings["SESSION_COOKIE_SECURE"] is True  # Flask's own settings may be set there too
+    assert "lower_case" not in settings
 
 
 def test_secret_key_is_made_once_and_kept_private(tmp_path: Path) -> None:

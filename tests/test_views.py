@@ -157,6 +157,13 @@ def test_one_time_password_must_be_replaced(client: FlaskClient, people: dict[st
     client.post("/logout")
     assert client.post("/login", data={"username": "ada", "password": PASSWORD}).status_code == 401
     login(client, "ada", "ein langes neues")
+    # From now on a change needs the current password.
+    wrong = client.post("/password", data={"current": "falsch", "password": "noch ein neues",
+                                           "confirm": "noch ein neues"})
+    assert wrong.status_code == 422 and "bisherige Passwort stimmt nicht" in wrong.get_data(as_text=True)
+    right = client.post("/password", data={"current": "ein langes neues", "password": "noch ein neues",
+                                           "confirm": "noch ein neues"})
+    assert right.status_code == 302
 
 
 def test_home_page_shows_only_published_photos(client: FlaskClient, people: dict[str, User]) -> None:

@@ -23,6 +23,9 @@ class LoginForm(FlaskForm):
 
 
 class PasswordForm(FlaskForm):
+    # Not asked after a one-time password (the person just typed it); asked otherwise, so that a session
+    # left open on a shared computer cannot be used to take the account over.
+    current = PasswordField("Bisheriges Passwort / Current password")
     password = PasswordField("Neues Passwort / New password", validators=[DataRequired(), Length(min=10)])
     confirm = PasswordField("Noch einmal / Repeat",
                             validators=[EqualTo("password", message="Die Passwörter stimmen nicht überein.")])
@@ -61,9 +64,18 @@ def logout() -> Any:
 @login_required
 def password() -> Any:
     form = PasswordForm()
-    if form.validate_on_submit():
+    if form.validate_on_submit() and _current_password_ok(form):
         set_password(db.session, current_user, form.password.data or "")
         login_user(current_user._get_current_object())  # the session carries the new session version
         flash("Ihr Passwort ist geändert. / Your password was changed.", "ok")
         return redirect(url_for("photos.grid"))
     return render_template("auth/password.html", form=form), (422 if form.errors else 200)
+
+
+def _current_password_ok(form: PasswordForm) -> bool:
+    if current_user.must_change_password:
+        return True
+    if authenticate(db.session, current_user.username, form.current.data or "") is None:
+        form.current.errors = ["Das bisherige Passwort stimmt nicht. / The current password is wrong."]
+        return False
+    return True
