@@ -253,5 +253,6 @@ def reconcile_command(dry_run: bool, as_json: bool) -> None:
     click.echo(f"{len(report.requeued)} Foto(s) neu eingereiht / requeued, "
                f"{len(report.removed_rows)} unvollständige Foto(s) entfernt / incomplete removed, "
                f"{len(report.removed_staged)} Zwischendatei(en) / staged files, "
-               f"{len(report.removed_objects)} verwaiste Objekte / orphaned objects"
+               f"{len(report.removed_objects)} verwaiste Objekte / orphaned objects, "
+               f"{report.unfinished_writes} abgebrochene Schreibvorgänge / unfinished writes"
                + (" (nur angezeigt / dry run)" if dry_run else ""))

@@ -8,13 +8,15 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from huey import Huey, MemoryHuey, SqliteHuey
+from huey import Huey, MemoryHuey, SqliteHuey, crontab
 
 if TYPE_CHECKING:
     from flask import Flask
     from huey.consumer import Consumer
 
 log = logging.getLogger(__name__)
+
+RECONCILE_EVERY_MINUTES = 15
 
 
 def make_huey(settings: dict[str, Any]) -> Huey:
@@ -36,6 +38,9 @@ class Jobs:
         self.huey = huey
         # Retries cover a storage or database outage; a photo that cannot be decoded fails without raising.
         self._process = huey.task(retries=3, retry_delay=10, name="process_photo")(self._process_photo)
+        # Whatever a crash or an outage left half-done is finished or cleaned without anyone having to
+        # remember `brucken reconcile`.
+        huey.periodic_task(crontab(minute=f"*/{RECONCILE_EVERY_MINUTES}"), name="reconcile")(self._reconcile)
 
     def _process_photo(self, photo_id: int) -> None:
         from .models import db
@@ -48,6 +53,18 @@ class Jobs:
             finally:
                 db.session.remove()
 
+    def _reconcile(self) -> None:
+        from .models import db
+        from .reconcile import reconcile
+        from .services import get_store
+
+        with self.app.app_context():
+            try:
+                report = reconcile(db.session, get_store(), self.app.config, self.enqueue_processing)
+                log.info("reconcile: %s", report.as_dict())
+            finally:
+                db.session.remove()
+
     def enqueue_processing(self, photo_id: int) -> None:
         self._process(photo_id)
 
@@ -56,4 +73,4 @@ class Jobs:
         self._process_photo(photo_id)
 
     def consumer(self, threads: int) -> Consumer:
-        return self.huey.create_consumer(workers=threads, worker_type="thread", periodic=False)
+        return self.huey.create_consumer(workers=threads, worker_type="thread", periodic=True)

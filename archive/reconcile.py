@@ -42,10 +42,12 @@ class ReconcileReport:
     removed_rows: list[int] = field(default_factory=list)
     removed_staged: list[str] = field(default_factory=list)
     removed_objects: list[str] = field(default_factory=list)
+    unfinished_writes: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {"requeued": self.requeued, "removed_rows": self.removed_rows,
-                "removed_staged": self.removed_staged, "removed_objects": self.removed_objects}
+                "removed_staged": self.removed_staged, "removed_objects": self.removed_objects,
+                "unfinished_writes": self.unfinished_writes}
 
 
 def reconcile(session: Session, store: ObjectStore, settings: dict[str, Any],
@@ -85,6 +87,7 @@ def reconcile(session: Session, store: ObjectStore, settings: dict[str, Any],
             if info.key not in known and _old(info.modified, cutoff):
                 report.removed_objects.append(info.key)
     if not dry_run:
+        report.unfinished_writes = store.discard_incomplete(older_than=cutoff)
         for key in report.removed_objects:
             # Look again just before deleting: the same photo may have been uploaded again meanwhile,
             # which writes the object anew and commits a row for it.

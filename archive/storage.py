@@ -120,6 +120,11 @@ class ObjectStore(Protocol):
         """A short-lived URL that downloads the object as an attachment, or None (the app streams it)."""
         ...
 
+    def discard_incomplete(self, older_than: datetime) -> int:
+        """Remove writes that a crash left unfinished (temporary files, multipart uploads) started before
+        older_than (naive UTC); returns how many. Finished objects are never touched."""
+        ...
+
 
 # -- keys ----------------------------------------------------------------------------------------------
 
@@ -377,6 +382,21 @@ class LocalStore:
             raise StorageUnavailable(
                 f"local store folder {str(self.root)!r} is not usable: {exc.strerror or exc}"
             ) from exc
+
+    def discard_incomplete(self, older_than: datetime) -> int:
+        if not self.root.is_dir():
+            raise StorageUnavailable(f"local store folder {str(self.root)!r} does not exist")
+        removed = 0
+        for path in self.root.rglob(_TMP_PREFIX + "*"):
+            try:
+                if path.is_file() and _from_timestamp(path.stat().st_mtime) < older_than:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue  # finished or removed meanwhile
+            except OSError as exc:
+                raise self._os_error("clean", str(path.relative_to(self.root)), exc) from exc
+        return removed
 
     def download_url(self, key: str, filename: str, expires: int = 300) -> str | None:
         validate_key(key)
@@ -704,6 +724,19 @@ class S3Store:
             except ClientError as exc:
                 if _client_error_parts(exc)[0] != "BucketAlreadyOwnedByYou":
                     raise
+
+    def discard_incomplete(self, older_than: datetime) -> int:
+        removed = 0
+        with self._errors("clean", ""):
+            paginator = self.client.get_paginator("list_multipart_uploads")
+            for page in paginator.paginate(Bucket=self.bucket):
+                for upload in page.get("Uploads", []):
+                    started = _naive_utc(upload.get("Initiated"))
+                    if started is not None and started < older_than:
+                        self.client.abort_multipart_upload(Bucket=self.bucket, Key=upload["Key"],
+                                                           UploadId=upload["UploadId"])
+                        removed += 1
+        return removed
 
     def download_url(self, key: str, filename: str, expires: int = 300) -> str | None:
         validate_key(key)

@@ -109,6 +109,9 @@ def test_reconcile_finishes_and_cleans_what_a_crash_left(app: Flask) -> None:
     os.utime(staged, (old, old))
     orphan = Path(app.config["LOCAL_STORE_DIR"]) / "originals/aa/bb" / ("ab" * 32)
     os.utime(orphan, (old, old))
+    half_written = orphan.parent / ".tmp-crashed"
+    half_written.write_bytes(b"half")
+    os.utime(half_written, (old, old))
     for photo_id in (stuck, lost):
         db.session.get(Photo, photo_id).created_at = utcnow().replace(year=2020)
     db.session.commit()
@@ -125,6 +128,7 @@ def test_reconcile_finishes_and_cleans_what_a_crash_left(app: Flask) -> None:
     assert report.removed_objects == ["originals/aa/bb/" + "ab" * 32]
     assert not store.exists("originals/aa/bb/" + "ab" * 32)
     assert store.exists("originals/cc/dd/" + "cd" * 32)  # too young to judge: left alone
+    assert report.unfinished_writes == 1 and not half_written.exists()
     assert store.exists(db.session.get(Photo, stuck).original_key)
     assert db.session.scalar(select(func.count(Photo.id))) == 1
 

@@ -700,3 +700,24 @@ def test_an_abandoned_chunk_iterator_does_not_leak(store: ObjectStore) -> None:
     del chunks  # closing on collection must not warn (warnings are errors in this suite)
     unstarted = store.iter_chunks("derivatives/abandon")
     del unstarted
+
+
+def test_discard_incomplete_removes_only_unfinished_writes(store: ObjectStore) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    store.put_bytes("originals/aa/bb/done", b"finished", "image/jpeg")
+    if isinstance(store, S3Store):
+        upload = store.client.create_multipart_upload(Bucket=store.bucket, Key="originals/aa/bb/half")
+        unfinished = lambda: [u["UploadId"] for u in  # noqa: E731
+                              store.client.list_multipart_uploads(Bucket=store.bucket).get("Uploads", [])]
+        assert unfinished() == [upload["UploadId"]]
+    else:
+        half = store.root / "originals/aa/bb/.tmp-crashed"
+        half.write_bytes(b"half")
+        unfinished = lambda: [p.name for p in store.root.rglob(".tmp-*")]  # noqa: E731
+    now = datetime.now(UTC).replace(tzinfo=None)
+    assert store.discard_incomplete(older_than=now - timedelta(hours=1)) == 0  # too young: maybe in flight
+    assert unfinished() != []
+    assert store.discard_incomplete(older_than=now + timedelta(minutes=5)) == 1
+    assert unfinished() == []
+    assert store.exists("originals/aa/bb/done")

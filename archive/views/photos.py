@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from ..auth import visible_photo_or_404
 from ..errors import Refusal
-from ..models import Association, Photo, PhotoStatus, db
+from ..models import Association, Photo, PhotoStatus, db, utcnow
 from ..reconcile import discard_photo
 from ..services import get_store
 
@@ -44,7 +45,10 @@ def grid() -> Any:
         .order_by(Photo.created_at.desc(), Photo.id.desc())
         .limit(PER_PAGE).offset((page - 1) * PER_PAGE)
     ).all()
-    processing = any(p.status == PhotoStatus.PROCESSING for p in photos)
+    # Refresh while thumbnails are being made; a photo stuck longer than STALE_MINUTES is left to
+    # reconcile, and the page stops asking.
+    fresh = utcnow() - timedelta(minutes=int(current_app.config["STALE_MINUTES"]))
+    processing = any(p.status == PhotoStatus.PROCESSING and p.created_at > fresh for p in photos)
     associations = (db.session.scalars(select(Association).order_by(Association.name)).all()
                     if current_user.sees_everything else [])
     return render_template("photos/grid.html", photos=photos, association=association, total=total,
