@@ -7,53 +7,34 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
-from sqlalchemy import func, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy import select
 
 from ..auth import visible_photo_or_404
+from ..catalog import association_photos, grid_association
 from ..errors import Refusal
-from ..models import Association, Photo, PhotoStatus, db, utcnow
+from ..models import Association, PhotoStatus, db, utcnow
 from ..reconcile import discard_photo
 from ..services import get_store
 
 bp = Blueprint("photos", __name__)
 
-PER_PAGE = 60
-
-
 @bp.get("/photos")
 @login_required
 def grid() -> Any:
-    query = select(Photo)
-    association = None
-    if current_user.sees_everything:
-        slug = request.args.get("association")
-        if slug:
-            association = db.session.scalar(select(Association).where(Association.slug == slug))
-            if association is None:
-                abort(404)
-    else:
-        association = current_user.association
-        if association is None:
-            abort(403)
-    if association is not None:
-        query = query.where(Photo.association_id == association.id)
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
-    total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    photos = db.session.scalars(
-        query.options(selectinload(Photo.derivatives))
-        .order_by(Photo.created_at.desc(), Photo.id.desc())
-        .limit(PER_PAGE).offset((page - 1) * PER_PAGE)
-    ).all()
+    try:
+        association = grid_association(db.session, current_user, request.args.get("association"))
+    except LookupError:
+        abort(404)
+    except PermissionError:
+        abort(403)
+    page = association_photos(db.session, association, request.args.get("page", 1, type=int) or 1)
     # Refresh while thumbnails are being made; a photo stuck longer than STALE_MINUTES is left to
     # reconcile, and the page stops asking.
-    fresh = utcnow() - timedelta(minutes=int(current_app.config["STALE_MINUTES"]))
-    processing = any(p.status == PhotoStatus.PROCESSING and p.created_at > fresh for p in photos)
+    since = utcnow() - timedelta(minutes=int(current_app.config["STALE_MINUTES"]))
     associations = (db.session.scalars(select(Association).order_by(Association.name)).all()
                     if current_user.sees_everything else [])
-    return render_template("photos/grid.html", photos=photos, association=association, total=total,
-                           page=page, pages=max((total + PER_PAGE - 1) // PER_PAGE, 1),
-                           processing=processing, associations=associations)
+    return render_template("photos/grid.html", page=page, association=association,
+                           processing=page.still_processing(since), associations=associations)
 
 
 @bp.get("/photos/<int:photo_id>")
