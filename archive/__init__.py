@@ -13,7 +13,7 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
-    from . import auth, cli, errors_web
+    from . import auth, cli, errors_web, security
     from .models import db
     from .settings import ensure_folders, load_settings, secret_key
     from .upload_stream import StagingRequest
@@ -43,6 +43,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     Migrate(app, db, directory=str(MIGRATIONS), render_as_batch=True)
     auth.init_app(app)
     errors_web.init_app(app)
+    security.init_app(app)
     register_blueprints(app)
     cli.register(app)
     return app

@@ -292,3 +292,14 @@ def test_uploaded_files_are_spooled_into_the_staging_folder(app: Flask) -> None:
             assert Path(f"/proc/self/fd/{stream.fileno()}").resolve().parent == Path(app.config["STAGING_DIR"])
         finally:
             stream.close()
+
+
+def test_every_page_carries_the_security_headers(client: FlaskClient, people: dict[str, User]) -> None:
+    for path in ("/", "/login", "/photos/999"):
+        headers = client.get(path).headers
+        assert "script-src 'self'" in headers["Content-Security-Policy"]
+        assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        assert headers["X-Frame-Options"] == "DENY"
+        assert "Strict-Transport-Security" not in headers  # only over TLS
+    assert "Strict-Transport-Security" in client.get("/", base_url="https://localhost").headers

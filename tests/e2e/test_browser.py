@@ -5,10 +5,13 @@ Screenshots go to test-artifacts/ to be looked at."""
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -33,6 +36,15 @@ def browser() -> Iterator[object]:
             pytest.fail(f"Chromium did not start: {error}", pytrace=False)
         yield browser
         browser.close()
+
+
+def wait_until_loaded(page: Any, selector: str, seconds: float = 30) -> None:
+    """Every image matching selector has arrived and decoded."""
+    deadline = time.monotonic() + seconds
+    check = "imgs => imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0)"
+    while not page.locator(selector).evaluate_all(check):
+        assert time.monotonic() < deadline, f"images {selector} did not load"
+        time.sleep(0.2)
 
 
 @pytest.mark.parametrize("viewport", [{"width": 1280, "height": 900}, {"width": 390, "height": 844}],
@@ -69,13 +81,14 @@ def test_first_login_upload_and_photo_page(browser: object, running_archive: tup
     assert "3 neu archiviert" in page.locator(".summary").inner_text()
 
     page.get_by_role("link", name="Zu den Fotos von").click()
-    # The grid refreshes itself until the worker has made every thumbnail.
-    page.wait_for_function("document.querySelectorAll('.tile img').length === 3", timeout=60_000)
-    page.wait_for_function("[...document.querySelectorAll('.tile img')].every(i => i.complete && i.naturalWidth > 0)")
+    # The grid refreshes itself until the worker has made every thumbnail. (Locators and evaluate, not
+    # wait_for_function: that compiles code in the page, which our Content-Security-Policy forbids.)
+    expect(page.locator(".tile img")).to_have_count(3, timeout=60_000)
+    wait_until_loaded(page, ".tile img")
     page.screenshot(path=str(ARTIFACTS / f"grid-{name}.png"), full_page=True)
 
     page.locator(".tile a").first.click()
-    page.wait_for_function("(document.querySelector('.photo img') || {}).naturalWidth > 0")
+    wait_until_loaded(page, ".photo img")
     facts = page.locator(".facts").inner_text()
     assert "Kamera" in facts and "unbekannt" not in facts.split("Kamera")[1].split("\n")[1]
     page.screenshot(path=str(ARTIFACTS / f"photo-{name}.png"), full_page=True)
