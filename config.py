@@ -51,7 +51,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("S3_MAX_ATTEMPTS", 3, "How often a failed S3 request is tried in all."),
     Setting("S3_MULTIPART_THRESHOLD", 16 * 1024 * 1024, "Files larger than this go up in parts (bytes)."),
     # --- uploads and images --------------------------------------------------------------------------
-    Setting("MAX_UPLOAD_BYTES", 100 * 1024 * 1024, "Largest file accepted, in bytes (a 100 MB camera file fits)."),
+    Setting("MAX_UPLOAD_BYTES", 100_000_000, "Largest file accepted, in bytes (a 100 MB camera file fits)."),
     Setting("MAX_REQUEST_BYTES", 2 * 1024 * 1024 * 1024, "Largest upload request (many files at once), in bytes."),
     Setting("MAX_PIXELS", 200_000_000, "Largest image accepted, in pixels (width × height); guards against bombs."),
     Setting("JPEG_QUALITY", 85, "JPEG quality of thumbnails and previews."),

@@ -38,6 +38,12 @@ def browser() -> Iterator[object]:
         browser.close()
 
 
+def fits_the_screen(page: Any) -> None:
+    """Nothing wider than the viewport: no sideways scrolling on a phone."""
+    width, viewport = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+    assert width <= viewport, f"{page.url} is {width} px wide on a {viewport} px screen"
+
+
 def wait_until_loaded(page: Any, selector: str, seconds: float = 30) -> None:
     """Every image matching selector has arrived and decoded."""
     deadline = time.monotonic() + seconds
@@ -77,8 +83,11 @@ def test_first_login_upload_and_photo_page(browser: object, running_archive: tup
     cameras = [corpus / "cameras/jpg" / n for n in names]
     page.get_by_label("Fotos", exact=True).set_input_files([str(p) for p in cameras])
     page.screenshot(path=str(ARTIFACTS / f"upload-{name}.png"), full_page=True)
+    fits_the_screen(page)
     page.get_by_role("button", name="Hochladen", exact=True).click()
     assert "3 neu archiviert" in page.locator(".summary").inner_text()
+    page.screenshot(path=str(ARTIFACTS / f"results-{name}.png"), full_page=True)
+    fits_the_screen(page)
 
     page.get_by_role("link", name="Zu den Fotos von").click()
     # The grid refreshes itself until the worker has made every thumbnail. (Locators and evaluate, not
@@ -86,11 +95,13 @@ def test_first_login_upload_and_photo_page(browser: object, running_archive: tup
     expect(page.locator(".tile img")).to_have_count(3, timeout=60_000)
     wait_until_loaded(page, ".tile img")
     page.screenshot(path=str(ARTIFACTS / f"grid-{name}.png"), full_page=True)
+    fits_the_screen(page)
 
     page.locator(".tile a").first.click()
     wait_until_loaded(page, ".photo img")
     facts = page.locator(".facts").inner_text()
     assert "Kamera" in facts and "unbekannt" not in facts.split("Kamera")[1].split("\n")[1]
     page.screenshot(path=str(ARTIFACTS / f"photo-{name}.png"), full_page=True)
+    fits_the_screen(page)
     assert problems == []
     context.close()
