@@ -28,13 +28,18 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         SECRET_KEY=secret_key(settings),
         SQLALCHEMY_DATABASE_URI=settings["DATABASE_URL"],
         MAX_CONTENT_LENGTH=settings["MAX_REQUEST_BYTES"],
-        # A limit for the non-file form fields; files go to the staging folder (see archive.upload_stream).
-        MAX_FORM_MEMORY_SIZE=1024 * 1024,
-        # Volunteers upload on slow connections and leave forms open: the token lasts as long as the session.
-        WTF_CSRF_TIME_LIMIT=None,
-        SESSION_COOKIE_HTTPONLY=True,
-        SESSION_COOKIE_SAMESITE="Lax",
     )
+    # Our defaults for Flask's own settings; a site file (ARCHIVE_CONFIG) may set them otherwise.
+    for name, value in {
+        # A limit for the non-file form fields; files go to the staging folder (see archive.upload_stream).
+        "MAX_FORM_MEMORY_SIZE": 1024 * 1024,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        # Volunteers upload on slow connections and leave forms open: the token lasts as long as the session.
+        "WTF_CSRF_TIME_LIMIT": None,
+    }.items():
+        if name not in settings:
+            app.config[name] = value
 
     db.init_app(app)
     _tune_sqlite(app)

@@ -25,8 +25,13 @@ class Page:
         return max((self.total + self.per_page - 1) // self.per_page, 1)
 
     def still_processing(self, since: datetime) -> bool:
-        """Whether a photo on this page is having its images made right now (not stuck since before)."""
-        return any(p.status == PhotoStatus.PROCESSING and p.created_at > since for p in self.photos)
+        return any(being_processed(photo, since) for photo in self.photos)
+
+
+def being_processed(photo: Photo, since: datetime) -> bool:
+    """Whether the photo's images are being made right now: pages refresh for it. One stuck since before
+    `since` is left to reconcile, and the page stops asking."""
+    return photo.status == PhotoStatus.PROCESSING and photo.created_at > since
 
 
 def public_photos(session: Session, limit: int = 48) -> list[Photo]:

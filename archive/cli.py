@@ -38,7 +38,7 @@ def main() -> None:
 
 def register(app: Flask) -> None:
     for command in (init_command, run_command, worker_command, import_command, derivatives_command,
-                    reconcile_command, reset_password_command):
+                    reconcile_command, reset_password_command, reindex_command, search_check_command):
         app.cli.add_command(command)
 
 
@@ -91,6 +91,17 @@ def reset_password_command(username: str) -> None:
         raise click.UsageError(f"Kein Konto / no account '{username}'.")
     password = one_time_password(db.session, user)
     click.echo(f"Einmal-Passwort für / one-time password for {user.username}: {password}")
+
+
+def _ensure_search_index() -> None:
+    from .indexing import rebuild
+    from .models import db
+    from .services import get_search_index
+
+    index = get_search_index()
+    if not index.exists():
+        count = rebuild(db.session, index)
+        click.echo(f"Suchindex angelegt / search index created ({count} Foto(s)).")
 
 
 @click.command("worker")
@@ -208,7 +219,7 @@ def derivatives_command(missing_only: bool) -> None:
     if missing_only:
         ids = [i for i in ids if not _complete(db.session.get(Photo, i), expected, store)]
     with click.progressbar(ids, label="Vorschaubilder", file=sys.stderr, show_pos=True) as bar:
-        failed = _process_each(bar, jobs)
+        failed = _process_each(bar, jobs, remake=True)
     click.echo(f"{len(ids) - len(failed)} Foto(s) neu verarbeitet / photo(s) processed again.")
     if failed:
         raise click.ClickException(f"{len(failed)} Foto(s) nicht verarbeitet / not processed: {failed} "
@@ -219,7 +230,7 @@ def _complete(photo: Any, expected: int, store: Any) -> bool:
     return len(photo.derivatives) >= expected and all(store.exists(d.key) for d in photo.derivatives)
 
 
-def _process_each(photo_ids: Iterable[int], jobs: Any) -> list[int]:
+def _process_each(photo_ids: Iterable[int], jobs: Any, *, remake: bool = False) -> list[int]:
     """Run the processing job here for each photo; one that fails (storage down, a clash with the worker)
     does not stop the others. Returns the ids that failed."""
     from .models import db
@@ -227,7 +238,7 @@ def _process_each(photo_ids: Iterable[int], jobs: Any) -> list[int]:
     failed = []
     for photo_id in photo_ids:
         try:
-            jobs.run_processing_here(photo_id)
+            jobs.run_processing_here(photo_id, remake=remake)
         except Exception:
             current_app.logger.exception("processing photo %s failed", photo_id)
             db.session.rollback()
@@ -256,3 +267,42 @@ def reconcile_command(dry_run: bool, as_json: bool) -> None:
                f"{len(report.removed_objects)} verwaiste Objekte / orphaned objects, "
                f"{report.unfinished_writes} abgebrochene Schreibvorgänge / unfinished writes"
                + (" (nur angezeigt / dry run)" if dry_run else ""))
+
+
+@click.command("reindex")
+@with_appcontext
+def reindex_command() -> None:
+    """Rebuild the search index from the database (after it was lost or damaged). Search keeps answering
+    from the old index until the new one is complete."""
+    from .indexing import apply_outbox, rebuild
+    from .models import db
+    from .services import get_search_index
+
+    index = get_search_index()
+    count = rebuild(db.session, index)
+    apply_outbox(db.session, index)  # what changed during the rebuild
+    click.echo(f"Suchindex neu aufgebaut / search index rebuilt: {count} Foto(s).")
+
+
+@click.command("search-check")
+@with_appcontext
+def search_check_command() -> None:
+    """Compare the search index with the database and print every difference."""
+    from .indexing import compare
+    from .models import db
+    from .search import SearchUnavailable
+    from .services import get_search_index
+
+    try:
+        differences = compare(db.session, get_search_index())
+    except SearchUnavailable as error:
+        raise click.ClickException(f"Suchindex nicht lesbar / search index unreadable: {error}. "
+                                   "Abhilfe / fix: brucken reindex") from error
+    for name, ids in (("fehlt / missing", differences.missing), ("veraltet / stale", differences.stale),
+                      ("überzählig / extra", differences.extra)):
+        if ids:
+            click.echo(f"{name}: {', '.join(map(str, ids))}")
+    if not differences.clean:
+        raise click.ClickException("Suchindex und Datenbank weichen ab / index and database differ. "
+                                   "Abhilfe / fix: brucken reindex")
+    click.echo("Suchindex und Datenbank stimmen überein / index and database agree.")

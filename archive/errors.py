@@ -39,3 +39,12 @@ class Unavailable(Refusal):
     def __init__(self, code: str, de: str, en: str, *, retry_after: int = 30) -> None:
         super().__init__(code, de, en)
         self.retry_after = retry_after
+
+
+def database_unavailable() -> Unavailable:
+    return Unavailable(
+        "database_unavailable",
+        "Die Datenbank ist gerade überlastet oder nicht erreichbar. Es wurde nichts gespeichert. "
+        "Bitte versuchen Sie es in einer Minute noch einmal.",
+        "The database is busy or cannot be reached right now. Nothing was saved. Please try again in a minute.",
+    )

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, current_app, jsonify, render_template, request
+from flask import Flask, current_app, g, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from .errors import Refusal, Unavailable
+from .errors import Refusal, Unavailable, database_unavailable
 
 MESSAGES = {
     400: ("Die Anfrage ist unvollständig oder fehlerhaft.", "The request is incomplete or malformed."),
@@ -50,16 +51,18 @@ def init_app(app: Flask) -> None:
     def _refusal(error: Refusal) -> Any:
         return _answer(error)
 
-    @app.errorhandler(DBAPIError)
-    def _database(error: DBAPIError) -> Any:
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    @app.errorhandler(PoolTimeout)
+    def _database(error: Exception) -> Any:
+        from .auth import login_manager
         from .models import db
 
         db.session.rollback()
-        app.logger.warning("database error: %s", error)
-        return _answer(Unavailable("database_unavailable",
-                                   "Die Datenbank ist gerade überlastet oder nicht erreichbar. "
-                                   "Bitte versuchen Sie es gleich noch einmal.",
-                                   "The database is busy or cannot be reached. Please try again shortly."))
+        app.logger.warning("database unavailable: %s", error)
+        # The page must render without the database: show it as to a visitor.
+        g._login_user = login_manager.anonymous_user()
+        return _answer(database_unavailable())
 
     @app.errorhandler(CSRFError)
     def _csrf(_error: CSRFError) -> Any:

@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
 from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
 from . import media
-from .errors import Refusal, Unavailable
+from .errors import Refusal, Unavailable, database_unavailable
 from .models import Association, AuditEvent, Photo, PhotoStatus, User
 from .storage import ObjectStore, StorageError, content_key
 
@@ -128,11 +129,11 @@ class Ingest:
             return self._archive(staged, filename, association, uploader)
         except Refusal as refusal:
             return IngestResult("refused", filename, refusal=refusal)
-        except DBAPIError as error:
+        except (OperationalError, InterfaceError, PoolTimeout) as error:
             # Locked past the busy timeout, or the server gone: this file is not kept; the next may be.
             self.session.rollback()
             log.warning("database unavailable while archiving %s: %s", filename, error)
-            return IngestResult("refused", filename, refusal=_database_down())
+            return IngestResult("refused", filename, refusal=database_unavailable())
         finally:
             staged.path.unlink(missing_ok=True)
 
@@ -176,11 +177,12 @@ class Ingest:
             existing = self._find(staged.sha256)
             if existing is not None:
                 return IngestResult("duplicate", filename, photo_id=existing)
-            self._forget_object(key)
             raise
         except BaseException:
+            # The stored object may now belong to nobody. It is not deleted here: the same photo may be
+            # arriving in another request right now, under the same content key. Reconcile removes it
+            # once it is old enough and still unreferenced.
             self.session.rollback()
-            self._forget_object(key)
             raise
 
         try:
@@ -192,26 +194,6 @@ class Ingest:
 
     def _find(self, sha256: str) -> int | None:
         return self.session.scalar(select(Photo.id).where(Photo.sha256 == sha256))
-
-    def _forget_object(self, key: str) -> None:
-        """Remove an object no row points to (the row could not be written). When that cannot be
-        decided or done now, reconcile does it later."""
-        try:
-            if self.session.scalar(select(Photo.id).where(Photo.original_key == key)) is None:
-                self.store.delete(key)
-        except (DBAPIError, StorageError):
-            self.session.rollback()
-            log.warning("could not remove orphan %s; reconcile will", key)
-
-
-def _database_down() -> Unavailable:
-    return Unavailable(
-        "database_unavailable",
-        "Die Datenbank ist gerade überlastet oder nicht erreichbar. Diese Datei wurde nicht gespeichert. "
-        "Bitte versuchen Sie es in einer Minute noch einmal.",
-        "The database is busy or cannot be reached right now. This file was not saved. "
-        "Please try again in a minute.",
-    )
 
 
 def _store_down() -> Unavailable:

@@ -6,6 +6,8 @@ The job code (archive.processing) knows nothing of the queue; this module only w
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from huey import Huey, MemoryHuey, SqliteHuey, crontab
@@ -13,6 +15,7 @@ from huey import Huey, MemoryHuey, SqliteHuey, crontab
 if TYPE_CHECKING:
     from flask import Flask
     from huey.consumer import Consumer
+    from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
 
@@ -41,36 +44,56 @@ class Jobs:
         # Whatever a crash or an outage left half-done is finished or cleaned without anyone having to
         # remember `brucken reconcile`.
         huey.periodic_task(crontab(minute=f"*/{RECONCILE_EVERY_MINUTES}"), name="reconcile")(self._reconcile)
+        # The search index has one writer: this job, never two at once (a Huey lock), fed by the outbox.
+        # It runs after every change that wrote an outbox event, and every minute to catch up after a crash.
+        self._index = huey.task(retries=5, retry_delay=5, name="apply_outbox")(self._apply_outbox)
+        huey.periodic_task(crontab(minute="*"), name="apply_outbox_periodic")(self._apply_outbox)
 
-    def _process_photo(self, photo_id: int) -> None:
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        """An app context and a database session of the job's own, removed afterwards."""
         from .models import db
+
+        with self.app.app_context():
+            try:
+                yield db.session
+            finally:
+                db.session.remove()
+
+    def _process_photo(self, photo_id: int, remake: bool = False) -> None:
         from .processing import process_photo
         from .services import get_store
 
-        with self.app.app_context():
-            try:
-                process_photo(photo_id, db.session, get_store(), self.app.config)
-            finally:
-                db.session.remove()
+        with self._session() as session:
+            process_photo(photo_id, session, get_store(), self.app.config, remake=remake)
+        pass  # TEMP
+
+    def _apply_outbox(self) -> None:
+        from .indexing import apply_outbox
+        from .services import get_search_index
+
+        with self.huey.lock_task("search-index-writer"), self._session() as session:
+            apply_outbox(session, get_search_index())
+
+    def enqueue_indexing(self) -> None:
+        self._index()
 
     def _reconcile(self) -> None:
-        from .models import db
         from .reconcile import reconcile
         from .services import get_store
 
-        with self.app.app_context():
-            try:
-                report = reconcile(db.session, get_store(), self.app.config, self.enqueue_processing)
-                log.info("reconcile: %s", report.as_dict())
-            finally:
-                db.session.remove()
+        # Several worker processes each run periodic tasks: the lock lets one reconcile at a time.
+        with self.huey.lock_task("reconcile"), self._session() as session:
+            report = reconcile(session, get_store(), self.app.config, self.enqueue_processing)
+            log.info("reconcile: %s", report.as_dict())
 
     def enqueue_processing(self, photo_id: int) -> None:
         self._process(photo_id)
 
-    def run_processing_here(self, photo_id: int) -> None:
-        """Run the same job in this process (the import command waits for its photos this way)."""
-        self._process_photo(photo_id)
+    def run_processing_here(self, photo_id: int, *, remake: bool = False) -> None:
+        """Run the same job in this process (`import` waits for its photos this way; `derivatives`
+        remakes the images of processed photos with ``remake``)."""
+        self._process_photo(photo_id, remake)
 
     def consumer(self, threads: int) -> Consumer:
         return self.huey.create_consumer(workers=threads, worker_type="thread", periodic=True)

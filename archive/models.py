@@ -128,6 +128,8 @@ class Photo(db.Model):
     uploader_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     status: Mapped[PhotoStatus] = mapped_column(_enum(PhotoStatus), default=PhotoStatus.PROCESSING, index=True)
     processing_error: Mapped[str | None] = mapped_column(Text)
+    # How often the processing job has started on this photo: reconcile gives up after a few.
+    processing_attempts: Mapped[int] = mapped_column(default=0, server_default="0")
 
     # The original, byte for byte, under a content key.
     sha256: Mapped[str] = mapped_column(String(64), unique=True)

@@ -26,16 +26,23 @@ def derivative_key(sha256: str, size: str, fmt: str, digest: str) -> str:
     return f"derivatives/{sha256[:2]}/{sha256}/{size}-{digest[:16]}.{ext}"
 
 
-def process_photo(photo_id: int, session: Session, store: ObjectStore, settings: dict[str, Any]) -> Photo | None:
+def process_photo(photo_id: int, session: Session, store: ObjectStore, settings: dict[str, Any], *,
+                  remake: bool = False) -> Photo | None:
     """Make everything a photo needs from its original. Returns None when the photo is gone.
 
-    The first run also reads the metadata into the row. Later runs (``brucken derivatives``, a retry)
-    only remake the images: what people have edited since, and the photo's status, stay as they are.
+    The queued job does its work once: a photo no longer 'processing' was done by an earlier or a
+    duplicate job, and is left alone. ``remake`` (``brucken derivatives``) makes the images again for a
+    photo in any state; then only the images change: what people have edited, and the status, stay.
     """
     photo = session.get(Photo, photo_id)
     if photo is None:
         return None
+    if not remake and photo.status != PhotoStatus.PROCESSING:
+        return photo
     first_time = photo.status in (PhotoStatus.PROCESSING, PhotoStatus.FAILED)
+    if photo.status == PhotoStatus.PROCESSING:
+        photo.processing_attempts += 1
+        session.commit()
     staging = Path(settings["STAGING_DIR"])
     staging.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=staging, prefix="process-", suffix=".orig") as local:
@@ -67,7 +74,7 @@ def process_photo(photo_id: int, session: Session, store: ObjectStore, settings:
     for rendition in renditions:
         key = derivative_key(photo.sha256, rendition.size, rendition.fmt, digests[rendition.size, rendition.fmt])
         store.put_bytes(key, rendition.data, rendition.mime)
-    replaced = _record_derivatives(photo, renditions, digests)
+    replaced = _record_derivatives(photo, renditions, digests)  # the same keys, derived from the digests
     if meta is not None:
         _apply_metadata(session, photo, meta)
     if first_time:

@@ -10,6 +10,7 @@ from .storage import ObjectStore, make_store
 
 if TYPE_CHECKING:
     from .jobs import Jobs
+    from .search import SearchIndex
 
 
 def get_store() -> ObjectStore:
@@ -27,3 +28,15 @@ def get_jobs() -> Jobs:
         app = current_app._get_current_object()  # type: ignore[attr-defined]
         ext["brucken.jobs"] = Jobs(app, make_huey(current_app.config))
     return ext["brucken.jobs"]
+
+
+def get_search_index() -> SearchIndex:
+    """One SearchIndex per process: it keeps its searcher and refreshes it when the index changed."""
+    ext = current_app.extensions
+    if "brucken.search" not in ext:
+        from pathlib import Path
+
+        from .search import SearchIndex
+
+        ext["brucken.search"] = SearchIndex(Path(current_app.config["INDEX_DIR"]))
+    return ext["brucken.search"]

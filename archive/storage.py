@@ -733,8 +733,13 @@ class S3Store:
                 for upload in page.get("Uploads", []):
                     started = _naive_utc(upload.get("Initiated"))
                     if started is not None and started < older_than:
-                        self.client.abort_multipart_upload(Bucket=self.bucket, Key=upload["Key"],
-                                                           UploadId=upload["UploadId"])
+                        try:
+                            self.client.abort_multipart_upload(Bucket=self.bucket, Key=upload["Key"],
+                                                               UploadId=upload["UploadId"])
+                        except ClientError as exc:
+                            if _client_error_parts(exc)[0] != "NoSuchUpload":
+                                raise
+                            continue  # finished or aborted meanwhile
                         removed += 1
         return removed
 

@@ -31,6 +31,16 @@ class _CappedFile:
     def __getattr__(self, name: str) -> Any:  # read, seek, tell, close, ... as the real file
         return getattr(self._handle, name)
 
+    # Special methods are looked up on the class, not through __getattr__.
+    def __iter__(self) -> Any:
+        return iter(self._handle)
+
+    def __enter__(self) -> _CappedFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._handle.close()
+
 
 class StagingRequest(Request):
     def _get_file_stream(self, total_content_length: int | None, content_type: str | None,

@@ -176,3 +176,23 @@ def test_reset_password_gives_a_new_one_time_password(tmp_path: Path) -> None:
         assert authenticate(db.session, "admin", first) is None
         admin = authenticate(db.session, "admin", second)
         assert admin is not None and admin.must_change_password
+
+
+def test_reconcile_gives_up_on_a_photo_that_keeps_failing(app: Flask) -> None:
+    import io
+
+    from archive.ingest import Ingest
+    from archive.models import utcnow
+    from archive.reconcile import MAX_ATTEMPTS, reconcile
+
+    association = db.session.scalar(select(Association).where(Association.slug == "ruanda"))
+    photo_id = Ingest(db.session, get_store(), app.config, lambda _id: None).ingest(
+        io.BytesIO(jpeg_bytes((8, 8, 8))), "a.jpg", association, None).photo_id
+    photo = db.session.get(Photo, photo_id)
+    photo.created_at = utcnow().replace(year=2020)
+    photo.processing_attempts = MAX_ATTEMPTS
+    db.session.commit()
+    requeued: list[int] = []
+    report = reconcile(db.session, get_store(), app.config, requeued.append)
+    assert report.gave_up == [photo_id] and requeued == []
+    assert photo.status == PhotoStatus.FAILED and "gescheitert" in photo.processing_error

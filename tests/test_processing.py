@@ -61,7 +61,7 @@ def test_processing_twice_gives_the_same_rows_and_objects(app: Flask) -> None:
     photo = archive_file(app, jpeg_bytes())
     keys = sorted(d.key for d in photo.derivatives)
     objects = sorted(info.key for info in get_store().list("derivatives/"))
-    process_photo(photo.id, db.session, get_store(), app.config)
+    process_photo(photo.id, db.session, get_store(), app.config, remake=True)
     db.session.expire_all()
     assert sorted(d.key for d in photo.derivatives) == keys
     assert db.session.scalar(select(func.count(Derivative.id))) == len(keys)
@@ -108,14 +108,14 @@ def test_reprocessing_keeps_status_edits_and_images_of_a_photo(app: Flask, corpu
     taken = photo.taken_at
     old_keys = sorted(d.key for d in photo.derivatives)
 
-    process_photo(photo.id, db.session, get_store(), app.config)
+    process_photo(photo.id, db.session, get_store(), app.config, remake=True)
     db.session.expire_all()
     assert (photo.status, photo.caption, photo.gps_lat, photo.taken_at) == (PhotoStatus.PUBLISHED, "", None, taken)
     assert sorted(d.key for d in photo.derivatives) == old_keys  # same bytes, same keys
 
     # The original vanished: remaking fails, but the photo stays published with its images.
     get_store().delete(photo.original_key)
-    process_photo(photo.id, db.session, get_store(), app.config)
+    process_photo(photo.id, db.session, get_store(), app.config, remake=True)
     db.session.expire_all()
     assert photo.status == PhotoStatus.PUBLISHED
     assert all(get_store().exists(d.key) for d in photo.derivatives)
@@ -125,7 +125,7 @@ def test_remade_derivatives_get_new_keys_and_the_old_objects_go(app: Flask) -> N
     photo = archive_file(app, jpeg_bytes((10, 200, 30)))
     old = {d.size + d.fmt: d.key for d in photo.derivatives}
     app.config["JPEG_QUALITY"] = 60  # different bytes from the same original
-    process_photo(photo.id, db.session, get_store(), app.config)
+    process_photo(photo.id, db.session, get_store(), app.config, remake=True)
     db.session.expire_all()
     new = {d.size + d.fmt: d.key for d in photo.derivatives}
     assert new["thumbjpeg"] != old["thumbjpeg"] and new["thumbwebp"] == old["thumbwebp"]
@@ -140,8 +140,19 @@ def test_a_missing_store_is_an_outage_not_a_missing_photo(app: Flask, tmp_path: 
     store_dir = Path(app.config["LOCAL_STORE_DIR"])
     store_dir.rename(tmp_path / "unmounted")
     with pytest.raises(StorageUnavailable):
-        process_photo(photo.id, db.session, get_store(), app.config)
+        process_photo(photo.id, db.session, get_store(), app.config, remake=True)
     assert photo.status == PhotoStatus.SUBMITTED
+
+
+def test_a_repeated_job_leaves_a_processed_photo_alone(app: Flask) -> None:
+    photo = archive_file(app, jpeg_bytes((4, 4, 4)))
+    photo.caption = ""
+    db.session.commit()
+    keys = sorted(d.key for d in photo.derivatives)
+    app.config["JPEG_QUALITY"] = 50
+    process_photo(photo.id, db.session, get_store(), app.config)  # a duplicate of the queued job
+    db.session.expire_all()
+    assert sorted(d.key for d in photo.derivatives) == keys and photo.processing_attempts == 1
 
 
 def test_a_photo_deleted_before_its_job_runs_is_skipped(app: Flask) -> None:

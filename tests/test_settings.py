@@ -72,3 +72,23 @@ def test_importing_the_package_does_nothing(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
     assert time.perf_counter() - started < 10
     assert float(out.stdout) < 5
+
+
+def test_a_site_file_wins_over_our_flask_defaults(tmp_path: Path) -> None:
+    import os
+
+    from archive import create_app
+
+    site = tmp_path / "site.py"
+    site.write_text("SESSION_COOKIE_SAMESITE = 'Strict'\nWTF_CSRF_TIME_LIMIT = 3600\n")
+    old = os.environ.get("ARCHIVE_CONFIG")
+    os.environ["ARCHIVE_CONFIG"] = str(site)
+    try:
+        app = create_app({"INSTANCE_DIR": str(tmp_path / "i"), "UPLOAD_DIR": str(tmp_path / "u"),
+                          "INDEX_DIR": str(tmp_path / "x")})
+    finally:
+        os.environ.pop("ARCHIVE_CONFIG") if old is None else os.environ.__setitem__("ARCHIVE_CONFIG", old)
+    assert app.config["SESSION_COOKIE_SAMESITE"] == "Strict"
+    assert app.config["WTF_CSRF_TIME_LIMIT"] == 3600
+    assert create_app({"INSTANCE_DIR": str(tmp_path / "i"), "UPLOAD_DIR": str(tmp_path / "u"),
+                       "INDEX_DIR": str(tmp_path / "x")}).config["SESSION_COOKIE_SAMESITE"] == "Lax"

@@ -27,7 +27,6 @@ def derivative(photo_id: int, size: str, ext: str) -> Any:
     response = Response(mimetype="image/jpeg" if rendition.fmt == "jpeg" else "image/webp")
     response.set_etag(rendition.etag)
     response.headers["Cache-Control"] = _cache_control(public=photo.status == PhotoStatus.PUBLISHED)
-    response.headers["X-Content-Type-Options"] = "nosniff"
     response.make_conditional(request)
     if response.status_code == 304:
         return response
@@ -49,7 +48,6 @@ def original(photo_id: int) -> Any:
     response.content_length = photo.size_bytes
     response.headers["Content-Disposition"] = attachment_disposition(name)
     response.headers["Cache-Control"] = "private, no-store"
-    response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 
 

@@ -10,7 +10,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from ..auth import can_view
-from ..errors import Refusal
+from ..errors import Refusal, Unavailable
 from ..errors_web import language, wants_json
 from ..ingest import Ingest, IngestResult
 from ..models import Association, Photo, db
@@ -52,7 +52,8 @@ def receive() -> Any:
     results = [_as_seen_by_uploader(ingest.ingest(f.stream, f.filename or "", association, current_user))
                for f in files]
     status = _status(results)
-    headers = {"Retry-After": "30"} if status == 503 else {}
+    retry = [r.refusal.retry_after for r in results if isinstance(r.refusal, Unavailable)]
+    headers = {"Retry-After": str(max(retry))} if status == 503 and retry else {}
     if wants_json():
         return jsonify({"results": [r.as_dict() for r in results]}), status, headers
     return render_template("upload/results.html", results=results, association=association,

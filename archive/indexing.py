@@ -1,0 +1,99 @@
+"""Keeps the search index in step with the database: the outbox's changes are applied in order by one
+writer (the job worker); `brucken reindex` rebuilds everything; `brucken search-check` compares."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from .models import OutboxEvent, Photo
+from .search import SearchDoc, SearchIndex
+
+BATCH = 500
+
+
+def doc_for(photo: Photo) -> SearchDoc:
+    """What search knows of a photo. Places and licences arrive with the curators' workflow."""
+    return SearchDoc(
+        id=photo.id,
+        status=str(photo.status),
+        association=photo.association.slug,
+        association_name=photo.association.name,
+        partner_city=photo.association.partner_city,
+        taken_at=photo.taken_at,
+        created_at=photo.created_at,
+        title=photo.title or photo.original_filename,
+        caption=photo.caption,
+        tags=tuple(tag.name for tag in photo.tags),
+        photographer=photo.credit,
+    )
+
+
+def _load(session: Session, ids: list[int]) -> dict[int, Photo]:
+    photos = session.scalars(select(Photo).where(Photo.id.in_(ids))
+                             .options(selectinload(Photo.association), selectinload(Photo.tags)))
+    return {photo.id: photo for photo in photos}
+
+
+def apply_outbox(session: Session, index: SearchIndex, batch: int = BATCH) -> int:
+    """Apply every outbox event after the index's position, oldest first; returns how many were applied.
+    Each batch is one index commit that also records the position, so a writer killed mid-way repeats at
+    most one batch, and repeating is harmless (upserts and deletes of the current database state)."""
+    if not index.exists():
+        index.create()
+    applied = 0
+    while True:
+        events = session.scalars(select(OutboxEvent).where(OutboxEvent.id > index.position())
+                                 .order_by(OutboxEvent.id).limit(batch)).all()
+        if not events:
+            return applied
+        ids = sorted({e.photo_id for e in events if e.photo_id is not None})
+        photos = _load(session, ids)
+        index.apply(((i, doc_for(photos[i]) if i in photos else None) for i in ids), position=events[-1].id)
+        applied += len(events)
+        session.rollback()  # end the read transaction: the next batch sees newer commits
+
+
+def _all_docs(session: Session) -> Iterator[SearchDoc]:
+    last = 0
+    while True:
+        ids = list(session.scalars(select(Photo.id).where(Photo.id > last).order_by(Photo.id).limit(BATCH)))
+        if not ids:
+            return
+        photos = _load(session, ids)
+        yield from (doc_for(photos[i]) for i in ids if i in photos)
+        last = ids[-1]
+
+
+def rebuild(session: Session, index: SearchIndex) -> int:
+    """The whole index anew from the database. The position is taken first: changes committed while the
+    rebuild runs are applied again afterwards by the outbox, which is harmless."""
+    position = session.scalar(select(func.max(OutboxEvent.id))) or 0
+    return index.rebuild(_all_docs(session), position=position)
+
+
+@dataclass
+class IndexDifferences:
+    missing: list[int] = field(default_factory=list)  # in the database, not in the index
+    stale: list[int] = field(default_factory=list)  # indexed with other contents than the database has
+    extra: list[int] = field(default_factory=list)  # in the index, no longer in the database
+
+    @property
+    def clean(self) -> bool:
+        return not (self.missing or self.stale or self.extra)
+
+
+def compare(session: Session, index: SearchIndex) -> IndexDifferences:
+    indexed = index.stamps()
+    differences = IndexDifferences()
+    for doc in _all_docs(session):
+        stamp = indexed.pop(doc.id, None)
+        if stamp is None:
+            differences.missing.append(doc.id)
+        elif stamp != doc.stamp():
+            differences.stale.append(doc.id)
+    differences.extra = sorted(indexed)
+    return differences
