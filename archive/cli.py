@@ -66,6 +66,7 @@ def init_command() -> None:
     click.echo(f"Speicher bereit / storage ready: {current_app.config['STORAGE']}")
     added = seed_associations(db.session)
     click.echo(f"Datenbank bereit. {added} Verein(e) angelegt.")
+    _ensure_search_index()
     password = ensure_admin(db.session)
     if password:
         click.echo("")

@@ -66,7 +66,7 @@ class Jobs:
 
         with self._session() as session:
             process_photo(photo_id, session, get_store(), self.app.config, remake=remake)
-        pass  # TEMP
+        self.enqueue_indexing()
 
     def _apply_outbox(self) -> None:
         from .indexing import apply_outbox

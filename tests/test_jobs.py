@@ -31,7 +31,13 @@ def test_processing_goes_through_the_sqlite_queue(tmp_path: Path) -> None:
         db.session.expire_all()
         photo = db.session.get(Photo, result.photo_id)
         assert photo.status == PhotoStatus.SUBMITTED and len(photo.derivatives) == 4
+        # Processing queued the search index writer, which brings the index up to the outbox.
+        assert jobs.huey.pending_count() == 1
+        jobs.huey.execute(jobs.huey.dequeue())
         assert jobs.huey.pending_count() == 0
+        from archive.services import get_search_index
+
+        assert get_search_index().stamps().keys() == {photo.id}
 
 
 def test_the_worker_reconciles_every_quarter_hour(tmp_path: Path) -> None:

@@ -1,0 +1,1362 @@
+"""Search: the Whoosh schema and analyzers, the single index writer, searchers, the query syntax people type,
+facets and highlighted snippets.
+
+Pure of Flask and of the database: callers hand in plain dataclasses (SearchDoc, SearchQuery, Viewer) and get plain
+dataclasses back. The index is derived data; `SearchIndex.rebuild()` makes it anew from the database at any time.
+
+Layout of ``index_dir`` (a rebuild swaps in a whole new index atomically while readers keep using the old one; the
+folder itself may be a mount point or hold a ``.gitkeep``, so it is never replaced itself):
+
+    CURRENT        the name of the live generation folder, replaced atomically (os.replace) by a rebuild
+    gen-000007-1a2b3c4d/  a complete Whoosh index; the previous generation is kept for readers still open on it
+    .tmp-*/        a rebuild in progress (a crashed one is removed by the next rebuild)
+    .swap.lock     serialises create() and rebuild() across processes
+
+How a search runs, and why (measured: Whoosh scoring every hit in Python is what makes it slow at 100 000 photos):
+which photos match, the total, the facet counts and the date orders come from bitmasks (Python ints, one bit per
+document) built from posting lists once per immutable segment and cached, so a commit of the outbox worker only
+costs reading its new small segment. Visibility is one of those bitmasks and every result is cut by it, so an
+invisible photo can never reach a hit, a count, a snippet or a spelling suggestion. Relevance is Whoosh's own BM25F
+(same formula and statistics; a test compares hits, order and scores with Whoosh's search), computed from per-term
+score arrays kept per index generation, over the matched documents only, at C speed (map, compress, Counter).
+This reads Whoosh 2.7's posting blocks and columns directly where that is much faster, with a generic fallback:
+keep whoosh-reloaded pinned to 2.7.x and the comparison tests green when upgrading.
+"""
+
+from __future__ import annotations
+
+import calendar
+import contextlib
+import fcntl
+import gc
+import hashlib
+import html
+import json
+import logging
+import os
+import re
+import shutil
+import sys
+import threading
+import traceback
+import unicodedata
+import uuid
+import warnings
+from array import array
+from bisect import bisect_left
+from collections import Counter, OrderedDict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, fields, replace
+from datetime import datetime
+from functools import lru_cache
+from heapq import nlargest, nsmallest
+from itertools import chain, compress, repeat
+from math import log
+from operator import add, mul, neg, truediv
+from pathlib import Path
+from typing import Any
+
+from whoosh import index as whoosh_index
+from whoosh import query as wq
+from whoosh.analysis import Filter, IDTokenizer, RegexTokenizer
+from whoosh.codec.whoosh3 import LENGTHS_COLUMN as _LENGTHS
+from whoosh.columns import NumericColumn, VarBytesColumn
+from whoosh.fields import COLUMN, STORED, FieldType, Schema
+from whoosh.formats import Existence, Frequency, Positions
+from whoosh.index import LockError
+from whoosh.lang.snowball.english import EnglishStemmer
+from whoosh.lang.snowball.german import GermanStemmer
+from whoosh.lang.stopwords import stoplists
+from whoosh.matching.wrappers import FilterMatcher
+from whoosh.reading import TermNotFound
+from whoosh.util.numeric import byte_to_length, length_to_byte
+
+from .errors import ArchiveError
+
+logger = logging.getLogger(__name__)
+
+PUBLISHED = "published"  # the only status a visitor ever finds
+FACETS = ("association", "partner_city", "place", "year", "tag", "photographer", "licence")
+SORTS = ("relevance", "newest", "oldest")
+MAX_PER_PAGE = 100
+SNIPPET_CHARS = 240
+
+
+class SearchUnavailable(ArchiveError):
+    """The index is missing, corrupt or unreadable. Search is derived data: the app answers 503 ("try again
+    shortly") and an operator runs `brucken reindex`, rather than showing a half-broken result."""
+
+
+class IndexBusy(ArchiveError):
+    """Another writer held the index lock longer than the timeout. Whoosh allows one writer at a time; nothing was
+    written, so the caller (the outbox job) simply retries later."""
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# What callers hand in and get back
+
+
+@dataclass(frozen=True)
+class SearchDoc:
+    """Everything search knows of one photo. Plain data, so the index can be fed from the outbox, a rebuild or a
+    test without a database."""
+
+    id: int
+    status: str
+    association: str  # slug
+    association_name: str
+    partner_city: str
+    taken_at: datetime | None
+    created_at: datetime
+    title: str
+    caption: str
+    tags: tuple[str, ...] = ()
+    photographer: str = ""
+    place: str = ""
+    licence: str = ""
+
+    def stamp(self) -> str:
+        """A short hash of every field. `search-check` compares the stamp stored in the index with the stamp of the
+        database's current state, so any field that changed without reaching the index shows up as stale."""
+        values = [[f.name, _plain(getattr(self, f.name))] for f in fields(self)]
+        payload = json.dumps(values, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who is searching. ``Viewer()`` is an anonymous visitor and finds published photos only; a member also finds
+    the unpublished photos of their own association; curators and admins (``sees_everything``) find everything and
+    may filter by status."""
+
+    sees_everything: bool = False
+    association: str | None = None
+
+
+@dataclass
+class SearchQuery:
+    """A parsed search. Values of the same filter are alternatives (any of them), different filters all apply.
+    ``status`` is honoured only for viewers who see everything. ``raw`` is what the person typed (filters
+    included): spelling suggestions are made from it so that following one keeps the filters."""
+
+    text: str = ""
+    association: tuple[str, ...] = ()
+    partner_city: tuple[str, ...] = ()
+    place: tuple[str, ...] = ()
+    tag: tuple[str, ...] = ()
+    photographer: tuple[str, ...] = ()
+    licence: tuple[str, ...] = ()
+    years: tuple[int, int] | None = None
+    status: tuple[str, ...] = ()
+    sort: str = "relevance"
+    page: int = 1
+    per_page: int = 20
+    raw: str = ""
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One found photo. ``snippet`` is safe HTML: the caption escaped, with <mark> around the matched words."""
+
+    id: int
+    title: str
+    caption: str
+    snippet: str
+    score: float
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """One page of hits, the total, and facet counts over all matching visible photos (not just the page).
+    ``suggestion`` ("Meinten Sie …?") is the corrected query when nothing matched; ``fuzzy`` says the hits come from
+    similar spellings because nothing matched exactly."""
+
+    total: int
+    hits: list[Hit]
+    facets: dict[str, dict[str, int]]
+    suggestion: str | None = None
+    fuzzy: bool = False
+    page: int = 1
+    pages: int = 1
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Analysis: German first, English second
+#
+# Every word becomes a term in two fields: "de" (German Snowball stem) and "en" (English Snowball stem); a query word
+# may match either, so "brücken" finds "Brücke" and "bridges" finds "bridge". Before the German stemmer, "ae/oe/ue"
+# become "ä/ö/ü" (Snowball's German2 variant) and the stemmer then drops the umlauts, so Brücke, brücken, Bruecke,
+# BRÜCKE and Brucke all meet in the term "bruck". Other accents are stripped (é→e, ş→s, ı→i). German and English stop
+# words are one list for all fields: a word is either searchable everywhere or nowhere, so a query never requires a
+# term that one field dropped.
+
+_STOPWORDS = stoplists["de"] | stoplists["en"]
+_GERMAN = GermanStemmer()
+_ENGLISH = EnglishStemmer()
+_SPECIAL = str.maketrans({"ı": "i", "ø": "o", "ł": "l", "đ": "d", "æ": "ae", "œ": "oe", "þ": "th", "ð": "d",
+                          "ß": "ss"})
+_UMLAUTS = "äöü"
+_GERMAN2 = re.compile(r"(?<!q)ue|ae|oe")
+
+
+def _strip_accents(text: str, keep: str = "") -> str:
+    if text.isascii():
+        return text
+    out = []
+    for char in text.translate(_SPECIAL):
+        if char.isascii() or char in keep:
+            out.append(char)
+        else:
+            out.append("".join(c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c)))
+    return "".join(out)
+
+
+def _german2(word: str) -> str:
+    return _GERMAN2.sub(lambda m: {"ue": "ü", "ae": "ä", "oe": "ö"}[m.group()], word)
+
+
+_STOP_DE = frozenset(_german2(_strip_accents(w.casefold(), _UMLAUTS)) for w in _STOPWORDS)
+_STOP_EN = frozenset(_strip_accents(w.casefold()) for w in _STOPWORDS)
+
+
+@lru_cache(maxsize=100_000)
+def _is_stop(folded: str) -> bool:
+    return _german2(_strip_accents(folded, _UMLAUTS)) in _STOP_DE or _strip_accents(folded) in _STOP_EN
+
+
+@lru_cache(maxsize=200_000)
+def _de_term(token: str) -> str:
+    word = unicodedata.normalize("NFC", token).casefold()
+    if _is_stop(word):
+        return ""
+    return _strip_accents(_GERMAN.stem(_german2(_strip_accents(word, _UMLAUTS))))
+
+
+@lru_cache(maxsize=200_000)
+def _en_term(token: str) -> str:
+    word = unicodedata.normalize("NFC", token).casefold()
+    if _is_stop(word):
+        return ""
+    return _ENGLISH.stem(_strip_accents(word))
+
+
+@lru_cache(maxsize=200_000)
+def _spelling_word(token: str) -> str:
+    """Words as written (lower case, umlauts kept): what a spelling suggestion shows. Numbers are not suggested."""
+    word = unicodedata.normalize("NFC", token).lower()
+    if word.isdigit() or _is_stop(word.casefold()):
+        return ""
+    return word
+
+
+_NORMALIZERS = {"de": _de_term, "en": _en_term, "words": _spelling_word}
+
+
+class _Normalize(Filter):
+    """Turns each token into its term, or drops it (stop words). Positions are renumbered after dropping, the same
+    way in documents and queries, so the phrase "Brücke über den Rhein" matches the caption it was copied from."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def __call__(self, tokens: Iterable[Any]) -> Iterator[Any]:
+        normalize = _NORMALIZERS[self.kind]
+        position = 0
+        for token in tokens:
+            text = normalize(token.text)
+            if not text:
+                continue
+            token.text = text
+            if token.positions:
+                token.pos = position
+                position += 1
+            yield token
+
+
+_DE = RegexTokenizer() | _Normalize("de")
+_EN = RegexTokenizer() | _Normalize("en")
+_WORDS = RegexTokenizer() | _Normalize("words")
+_ANALYZERS = {"de": _DE, "dep": _DE, "en": _EN, "words": _WORDS}
+_TAG_SEPARATOR = "\x1f"
+
+
+def _analyze(analyzer: Any, text: str) -> list[str]:
+    return [token.text for token in analyzer(text)]
+
+
+def _schema() -> Schema:
+    """Text goes into positions-free fields ("de", "en": cheap to read) and once more into "dep" with positions, read
+    only by phrase queries. Facet values are exact terms (one posting list per value: the bitmasks)."""
+
+    def exact() -> FieldType:
+        return FieldType(Existence(), IDTokenizer())
+
+    return Schema(
+        key=FieldType(Existence(), IDTokenizer(), unique=True),  # "p<id>", or "meta" for the position document
+        kind=exact(),  # "photo" on every photo (not on the meta document)
+        status=exact(),
+        association=exact(),
+        partner_city=exact(),
+        place=exact(),
+        year=exact(),
+        photographer=exact(),
+        licence=exact(),
+        tag=FieldType(Existence(), RegexTokenizer(f"[^{_TAG_SEPARATOR}]+")),
+        de=FieldType(Frequency(), _DE, scorable=True),
+        en=FieldType(Frequency(), _EN, scorable=True),
+        dep=FieldType(Positions(), _DE, scorable=True),
+        words=FieldType(Existence(), _WORDS),  # spelling suggestions and fuzzy matching
+        sid=STORED(),
+        title=STORED(),
+        caption=STORED(),
+        position=STORED(),
+        pid=COLUMN(NumericColumn("q", default=0)),
+        stamp=COLUMN(VarBytesColumn()),
+        knew=COLUMN(NumericColumn("q", default=2**63 - 1)),
+        kold=COLUMN(NumericColumn("q", default=2**63 - 1)),
+    )
+
+
+_META = "meta"
+_EPOCH = calendar.timegm((1800, 1, 1, 0, 0, 0))
+_T_MAX = 2**35 - 1  # seconds since 1800: until the year 2888
+_ID_MAX = 2**27 - 1
+
+
+def _key(photo_id: int) -> str:
+    return f"p{photo_id}"
+
+
+def _sort_keys(doc: SearchDoc) -> tuple[int, int]:
+    """One 63-bit integer per order (newest, oldest): photos without a date come last in both, ties by id."""
+    ident = min(max(doc.id, 0), _ID_MAX)
+    if doc.taken_at is None:
+        return (1 << 62) | (_ID_MAX - ident), (1 << 62) | ident
+    moment = doc.taken_at
+    seconds = calendar.timegm(moment.utctimetuple() if moment.tzinfo else moment.timetuple())
+    taken = min(max(seconds - _EPOCH, 0), _T_MAX)
+    return ((_T_MAX - taken) << 27) | (_ID_MAX - ident), (taken << 27) | ident
+
+
+def _clean(value: str) -> str:
+    return " ".join((value or "").split())
+
+
+def _document(doc: SearchDoc) -> dict[str, Any]:
+    tags = tuple(dict.fromkeys(_clean(t) for t in doc.tags if _clean(t)))
+    newest, oldest = _sort_keys(doc)
+    document: dict[str, Any] = {
+        "key": _key(doc.id), "kind": "photo", "status": doc.status, "sid": doc.id, "title": doc.title,
+        "caption": doc.caption, "pid": doc.id, "stamp": doc.stamp().encode("ascii"), "knew": newest, "kold": oldest,
+    }
+    for name in ("association", "partner_city", "place", "photographer", "licence"):
+        value = _clean(getattr(doc, name))
+        if value:
+            document[name] = value
+    if doc.taken_at is not None:
+        document["year"] = str(doc.taken_at.year)
+    if tags:
+        document["tag"] = _TAG_SEPARATOR.join(tags)
+    body = "\n".join(part for part in (doc.title, doc.caption, "\n".join(tags), _clean(doc.place)) if part)
+    if body.strip():
+        document.update(de=body, en=body, dep=body, words=body)
+    return document
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Query syntax
+
+_FIELD_NAMES = {
+    "verein": "association", "association": "association",
+    "partnerstadt": "partner_city", "stadt": "partner_city", "city": "partner_city", "partner_city": "partner_city",
+    "ort": "place", "place": "place",
+    "jahr": "years", "year": "years",
+    "tag": "tag", "schlagwort": "tag",
+    "fotograf": "photographer", "fotografin": "photographer", "photographer": "photographer", "by": "photographer",
+    "lizenz": "licence", "licence": "licence", "license": "licence",
+    "status": "status",
+}
+_MULTI = ("association", "partner_city", "place", "tag", "photographer", "licence", "status")
+_SORT_NAMES = {"relevance": "relevance", "relevanz": "relevance", "newest": "newest", "neueste": "newest",
+               "oldest": "oldest", "älteste": "oldest", "aelteste": "oldest"}
+_QUERY_TOKEN = re.compile(r'(?P<name>[^\W\d]\w*):(?:"(?P<quoted>[^"]*)"?|(?P<value>[^\s"]+))|-?"[^"]*"?|[^\s"]+')
+_YEAR_RANGE = re.compile(r"(\d{4})?\s*(?:\.\.|-|–|—)\s*(\d{4})?")
+
+
+def _parse_years(value: str) -> tuple[int, int] | None:
+    value = value.strip()
+    if re.fullmatch(r"\d{4}", value):
+        return int(value), int(value)
+    match = _YEAR_RANGE.fullmatch(value)
+    if not match or not (match.group(1) or match.group(2)):
+        return None
+    low, high = int(match.group(1) or 0), int(match.group(2) or 9999)
+    return (low, high) if low <= high else (high, low)
+
+
+def _span(a: tuple[int, int] | None, b: tuple[int, int] | None) -> tuple[int, int] | None:
+    if a is None or b is None:
+        return a or b
+    return min(a[0], b[0]), max(a[1], b[1])
+
+
+def parse_query(raw: str, **filters: Any) -> SearchQuery:
+    """Pulls ``field:value`` tokens (German and English names: verein/association, stadt/city, ort/place,
+    jahr/year with ranges like 2019..2023, tag, fotograf/by, lizenz/licence, status) out of what the person typed;
+    the rest stays free text. Values may be quoted (``by:"Anna Schmidt"``). Filters given as arguments (from URL
+    parameters: the same names, ``years=(lo, hi)``, ``sort``, ``page``, ``per_page``) are merged in: values of the
+    same filter are alternatives, so a year range from the text and one from the URL become one span.
+
+    A token that is not a usable filter (an unknown name such as ``http:``, ``10:30``, or a bad value such as
+    ``jahr:abc``) stays in the text exactly as typed: nothing the person wrote is silently dropped, and a
+    mistyped filter then shows up as "no hits" rather than as a search that ignored it."""
+    raw = raw or ""
+    words: list[str] = []
+    found: dict[str, list[str]] = {name: [] for name in _MULTI}
+    years: tuple[int, int] | None = None
+    for match in _QUERY_TOKEN.finditer(raw):
+        name = match.group("name")
+        target = _FIELD_NAMES.get(name.casefold()) if name else None
+        value = match.group("quoted") if match.group("quoted") is not None else match.group("value")
+        if target is None or value is None:
+            words.append(match.group(0))
+            continue
+        value = _clean(value)
+        if target == "years":
+            span = _parse_years(value)
+            if span is None:
+                words.append(match.group(0))
+            else:
+                years = _span(years, span)
+        elif value:
+            found[target].append(value)
+    settings: dict[str, Any] = {}
+    for name, value in filters.items():
+        if name in _MULTI:
+            values = (value,) if isinstance(value, str) else tuple(value or ())
+            found[name].extend(_clean(str(v)) for v in values if v is not None and _clean(str(v)))
+        elif name == "years":
+            if value:
+                low, high = int(value[0]), int(value[1])
+                years = _span(years, (min(low, high), max(low, high)))
+        elif name in ("sort", "page", "per_page"):
+            settings[name] = value
+        else:
+            raise TypeError(f"parse_query() got an unknown filter {name!r}")
+    found["association"] = [v.casefold() for v in found["association"]]
+    found["status"] = [v.casefold() for v in found["status"]]
+    return SearchQuery(
+        text=" ".join(words),
+        **{name: tuple(dict.fromkeys(values)) for name, values in found.items()},
+        years=years,
+        sort=_SORT_NAMES.get(str(settings.get("sort") or "relevance").casefold(), "relevance"),
+        page=_int(settings.get("page"), 1, 1, 10_000),
+        per_page=_int(settings.get("per_page"), 20, 1, MAX_PER_PAGE),
+        raw=raw,
+    )
+
+
+def _int(value: Any, default: int, low: int, high: int) -> int:
+    try:
+        number = int(value) if value is not None else default
+    except (TypeError, ValueError):
+        number = default
+    return min(max(number, low), high)
+
+
+@dataclass(frozen=True)
+class _Clause:
+    """One required (or excluded) part of the text: either a word (any of the alternative (field, term) pairs
+    matches) or a phrase (German terms in this order, in the positions field)."""
+
+    alternatives: tuple[tuple[str, str], ...] = ()
+    phrase: tuple[str, ...] = ()
+    surface: str = ""  # the word as typed, for the suggestion
+    word: str = ""  # as the spelling field stores it
+
+
+_TEXT_TOKEN = re.compile(r'(-?)"([^"]*)"?|(\S+)')
+
+
+def _clauses(text: str) -> tuple[list[_Clause], list[_Clause]]:
+    """Words are required (AND), ``-word`` excludes, ``"…"`` is a phrase; a word that splits into several terms
+    (``Konrad-Adenauer-Brücke``) is a phrase too, so the hyphenated name is found as written."""
+    positive: list[_Clause] = []
+    negative: list[_Clause] = []
+    for match in _TEXT_TOKEN.finditer(text):
+        if match.group(3) is not None:
+            token = match.group(3)
+            excluded = token.startswith("-")
+            token = token.lstrip("-")
+        else:
+            excluded, token = match.group(1) == "-", match.group(2)
+        german = _analyze(_DE, token)
+        if not german:
+            continue
+        if len(german) > 1:
+            clause = _Clause(phrase=tuple(german))
+        else:
+            english = _analyze(_EN, token)
+            spelled = _analyze(_WORDS, token)
+            surface = re.search(r"\w+", token)
+            clause = _Clause(alternatives=(("de", german[0]),) + ((("en", english[0]),) if english else ()),
+                             surface=surface.group() if surface else token, word=spelled[0] if spelled else "")
+        (negative if excluded else positive).append(clause)
+    return positive, negative
+
+
+def _max_edits(word: str) -> int:
+    return 0 if len(word) <= 3 else 1 if len(word) <= 5 else 2
+
+
+def _norm_value(value: str) -> str:
+    """Facet values are matched forgivingly: case, spacing and umlaut spelling do not matter (ort:rheinbruecke)."""
+    folded = unicodedata.normalize("NFC", _clean(value)).casefold()
+    return _strip_accents(folded.replace("ä", "ae").replace("ö", "oe").replace("ü", "ue"))
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Snippets
+
+
+def _spans(text: str, terms: dict[str, set[str]]) -> list[tuple[int, int]]:
+    spans: set[tuple[int, int]] = set()
+    for name, wanted in terms.items():
+        if wanted:
+            for token in _ANALYZERS[name](text, chars=True):
+                if token.text in wanted:
+                    spans.add((token.startchar, token.endchar))
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _snippet(text: str, terms: dict[str, set[str]], size: int = SNIPPET_CHARS) -> str:
+    """The caption (or a window of it around the first match), HTML-escaped, with <mark> around matched words:
+    safe to insert into a page as it is."""
+    spans = _spans(text, terms)
+    start, end = 0, len(text)
+    if end > size:
+        first = spans[0][0] if spans else 0
+        start = max(0, min(first - size // 4, len(text) - size))
+        if start:
+            space = text.find(" ", start, first) if first > start else -1
+            start = space + 1 if space >= 0 else start
+        end = min(len(text), start + size)
+        if end < len(text):
+            space = text.rfind(" ", start + size // 2, end)
+            end = space if space > 0 else end
+    parts = ["…" if start else ""]
+    position = start
+    for a, b in spans:
+        if a < position or b > end:
+            continue
+        parts += [html.escape(text[position:a]), "<mark>", html.escape(text[a:b]), "</mark>"]
+        position = b
+    parts += [html.escape(text[position:end]), "…" if end < len(text) else ""]
+    return "".join(parts).strip()
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Bitmasks
+
+_TO_DIGITS = bytes.maketrans(b"\x00\x01", b"01")
+_TO_FLAGS = bytes.maketrans(b"01", b"\x00\x01")
+
+
+def _to_mask(ids: Iterable[int], size: int) -> int:
+    ids = list(ids)
+    if len(ids) < 64:
+        mask = 0
+        for docnum in ids:
+            mask |= 1 << docnum
+        return mask
+    flags = bytearray(size)
+    for docnum in ids:
+        flags[docnum] = 1
+    return int(flags.translate(_TO_DIGITS)[::-1], 2)
+
+
+def _flags(mask: int, size: int) -> bytes:
+    """One byte (0 or 1) per document: C-speed membership tests and compress() selectors."""
+    return bin(mask)[:1:-1].ljust(size, "0").encode("ascii").translate(_TO_FLAGS)
+
+
+def _postings(reader: Any, fieldname: str, text: str, weights: bool = False) -> tuple[list[int], list[float]]:
+    """Segment-relative document numbers (and term weights) of a term, deleted documents included: the live mask
+    removes those later, so what is derived from a segment stays valid while the segment lives. Reads the posting
+    blocks of Whoosh 2.7's W3 codec a block at a time when it can (tests check the results against Whoosh's own
+    matching and scoring); otherwise Whoosh's generic, slower path."""
+    try:
+        matcher = reader.postings(fieldname, text)
+    except TermNotFound:
+        return [], []
+    if isinstance(matcher, FilterMatcher):
+        matcher = matcher.child
+    ids: list[int] = []
+    found: list[float] = []
+    if all(hasattr(matcher, name) for name in ("_read_ids", "_read_weights", "_next_block", "_ids", "_weights")):
+        while matcher.is_active():
+            if matcher._ids is None:
+                matcher._read_ids()
+            ids.extend(matcher._ids[matcher._i:])
+            if weights:
+                if matcher._weights is None:
+                    matcher._read_weights()
+                found.extend(matcher._weights[matcher._i:])
+            matcher._next_block()
+        return ids, found
+    while matcher.is_active():
+        ids.append(matcher.id())
+        if weights:
+            found.append(matcher.weight())
+        matcher.next()
+    return ids, found
+
+
+def _column(reader: Any, name: str, size: int, column: Any = None) -> list[Any]:
+    """Every value of a numeric column of one segment. Reads the fixed-width bytes at once when it can (Whoosh reads
+    them one struct.unpack per document: ~50 ms per 100 000)."""
+    if column is None:
+        if not reader.has_column(name):
+            return [reader.schema[name].column_type.default_value()] * size
+        column_reader = reader.column_reader(name, translate=False)
+    else:
+        column_reader = reader._perdoc.column_reader(name, column) if reader._perdoc.has_column(name) else None
+        if column_reader is None:
+            return [column.default_value()] * size
+    if all(hasattr(column_reader, name) for name in ("_dbfile", "_basepos", "_count", "_typecode", "_default")):
+        count = min(column_reader._count, size)
+        values = array(column_reader._typecode)
+        values.frombytes(column_reader._dbfile.get(column_reader._basepos, count * values.itemsize))
+        if sys.byteorder == "little" and values.itemsize > 1:
+            values.byteswap()  # Whoosh stores big-endian ("!")
+        return values.tolist() + [column_reader._default] * (size - count)
+    return [column_reader[docnum] for docnum in range(size)]
+
+
+class _LRU(OrderedDict):
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def remember(self, key: Any, value: Any) -> Any:
+        self[key] = value
+        if len(self) > self.size:
+            self.popitem(last=False)
+        return value
+
+    def recall(self, key: Any) -> Any:
+        value = self.get(key)
+        if value is not None:
+            self.move_to_end(key)
+        return value
+
+
+class _Segment:
+    """What is derived once from one Whoosh segment. Segments are immutable apart from deletions (handled by the
+    live mask), so this survives commits: after the worker applies a batch only its new small segment is read."""
+
+    def __init__(self, reader: Any) -> None:
+        self.reader = reader
+        self.size = reader.doc_count_all()
+        self.masks = _LRU(1024)  # a mask costs up to size/8 bytes (12.5 kB per 100 000 documents)
+        self.postings = _LRU(16)  # 12 bytes per posting
+        self.lexicons: dict[str, list[str]] = {}
+        self.facet_masks: dict[str, dict[str, int]] = {}
+        self.facet_pairs: dict[str, tuple[array, array, list[str]]] = {}
+        self.columns: dict[str, list[Any]] = {}
+
+    def mask(self, fieldname: str, text: str) -> int:
+        key = (fieldname, text)
+        mask = self.masks.recall(key)
+        if mask is None:
+            mask = self.masks.remember(key, _to_mask(_postings(self.reader, fieldname, text)[0], self.size))
+        return mask
+
+    def weighted(self, fieldname: str, text: str) -> tuple[array, array]:
+        """Postings with term weights of a scored term: kept, so a commit elsewhere costs no re-reading here."""
+        key = (fieldname, text)
+        found = self.postings.recall(key)
+        if found is None:
+            ids, weights = _postings(self.reader, fieldname, text, weights=True)
+            found = self.postings.remember(key, (array("I", ids), array("d", weights)))
+        return found
+
+    def lexicon(self, fieldname: str) -> list[str]:
+        if fieldname not in self.lexicons:
+            try:
+                terms = [term.decode("utf-8") for term in self.reader.lexicon(fieldname)]
+            except TermNotFound:
+                terms = []
+            self.lexicons[fieldname] = terms
+        return self.lexicons[fieldname]
+
+    def value_masks(self, fieldname: str) -> dict[str, int]:
+        if fieldname not in self.facet_masks:
+            self.facet_masks[fieldname] = {value: _to_mask(_postings(self.reader, fieldname, value)[0], self.size)
+                                           for value in self.lexicon(fieldname)}
+        return self.facet_masks[fieldname]
+
+    def pairs(self, fieldname: str) -> tuple[array, array, list[str]]:
+        """(document, value code) pairs of a facet with many values: counted per query with compress() + Counter."""
+        if fieldname not in self.facet_pairs:
+            docs, codes = array("I"), array("I")
+            values = self.lexicon(fieldname)
+            for code, value in enumerate(values):
+                ids = _postings(self.reader, fieldname, value)[0]
+                docs.extend(ids)
+                codes.extend([code] * len(ids))
+            self.facet_pairs[fieldname] = (docs, codes, values)
+        return self.facet_pairs[fieldname]
+
+    def by_document(self, fieldname: str) -> tuple[array, array]:
+        """The same pairs by document: the value codes of document d are codes[starts[d]:starts[d + 1]]."""
+        key = f"{fieldname}/by-document"
+        if key not in self.facet_pairs:
+            docs, codes, _ = self.pairs(fieldname)
+            starts = array("I", bytes(4 * (self.size + 1)))
+            for docnum in docs:
+                starts[docnum + 1] += 1
+            for docnum in range(self.size):
+                starts[docnum + 1] += starts[docnum]
+            order = sorted(range(len(docs)), key=docs.__getitem__)
+            self.facet_pairs[key] = (starts, array("I", map(codes.__getitem__, order)), [])
+        starts, codes, _ = self.facet_pairs[key]
+        return starts, codes
+
+    def count(self, fieldname: str, flags: bytes, matched: list[int], offset: int) -> Counter[str]:
+        docs, codes, values = self.pairs(fieldname)
+        if not docs:
+            return Counter()
+        first, last = bisect_left(matched, offset), bisect_left(matched, offset + self.size)
+        if (last - first) * _SPARSE_RATIO < len(docs):
+            starts, by_document = self.by_document(fieldname)
+            found = Counter(chain.from_iterable(by_document[starts[d - offset]:starts[d - offset + 1]]
+                                                for d in matched[first:last]))
+        else:
+            part = flags[offset:offset + self.size]
+            found = Counter(compress(codes, map(part.__getitem__, docs)))
+        return Counter({values[code]: count for code, count in found.items()})
+
+    def column(self, name: str) -> list[Any]:
+        if name not in self.columns:
+            self.columns[name] = _column(self.reader, name, self.size)
+        return self.columns[name]
+
+    def lengths(self, fieldname: str) -> bytes:
+        """Whoosh's per-document field lengths (one byte each, as BM25 reads them)."""
+        key = f"_{fieldname}_len"
+        if key not in self.columns:
+            if hasattr(self.reader, "_perdoc"):
+                self.columns[key] = bytes(_column(self.reader, key, self.size, column=_LENGTHS))
+            else:
+                self.columns[key] = bytes(length_to_byte(self.reader.doc_field_length(d, fieldname, 0) or 0)
+                                          for d in range(self.size))
+        return self.columns[key]
+
+    def deleted(self) -> frozenset[int]:
+        deleted = getattr(self.reader, "deleted_docs_set", None)
+        if deleted is None:
+            deleted = frozenset(d for d in range(self.size) if self.reader.is_deleted(d))
+        return frozenset(deleted)
+
+
+_SCORED = ("de", "en")
+_B, _K1 = 0.75, 1.2  # Whoosh's BM25F defaults
+_MASKED_FACET_LIMIT = 256  # facets with up to this many values count by bitmask, larger ones by compress+Counter
+_SPARSE_RATIO = 8  # ... or, when fewer than 1/8 as many documents matched as the facet has pairs, document by document
+
+
+class _Generation:
+    """One searcher (one index commit) and what is derived from it. Replaced when the index changes."""
+
+    def __init__(self, name: str, searcher: Any, segments: dict[str, _Segment]) -> None:
+        self.name = name
+        self.searcher = searcher
+        reader = searcher.reader()
+        self.size = reader.doc_count_all()
+        self.leaves: list[tuple[_Segment, int]] = []
+        live = (1 << self.size) - 1
+        current = set()
+        for leaf, offset in reader.leaf_readers():
+            if leaf.segment() is None:  # an index without segments
+                continue
+            segid = leaf.segment().segment_id()
+            current.add(segid)
+            segment = segments.get(segid)
+            if segment is None or segment.size != leaf.doc_count_all():
+                segment = segments[segid] = _Segment(leaf)
+            segment.reader = leaf
+            self.leaves.append((segment, offset))
+            deleted = segment.deleted()
+            if deleted:
+                live &= ~(_to_mask(deleted, segment.size) << offset)
+        for segid in list(segments):
+            if segid not in current:
+                del segments[segid]
+        self.live = live
+        self._terms = _LRU(1024)
+        self._phrases = _LRU(128)
+        self._facets: dict[str, list[tuple[str, int]] | None] = {}
+        self._lexicons: dict[str, list[str]] = {}
+        self._normalized: dict[str, dict[str, list[str]]] = {}
+        self._keys: dict[str, list[int]] = {}
+        self._norms: dict[str, array] = {}
+        self._scores = _LRU(32)  # a common term's scores cost 8 bytes per document
+
+    # masks ------------------------------------------------------------------------------------------------------
+    def term(self, fieldname: str, text: str) -> int:
+        key = (fieldname, text)
+        mask = self._terms.recall(key)
+        if mask is None:
+            mask = 0
+            for segment, offset in self.leaves:
+                part = segment.mask(fieldname, text)
+                if part:
+                    mask = part if not (mask or offset) else mask | (part << offset)  # one segment: no copy
+            self._terms.remember(key, mask)
+        return mask
+
+    def phrase(self, terms: tuple[str, ...]) -> int:
+        mask = self._phrases.recall(terms)
+        if mask is None:
+            docs = self.searcher.docs_for_query(wq.Phrase("dep", list(terms)))
+            mask = self._phrases.remember(terms, _to_mask(docs, self.size))
+        return mask
+
+    def clause(self, clause: _Clause) -> int:
+        if clause.phrase:
+            return self.phrase(clause.phrase)
+        mask = 0
+        for name, text in clause.alternatives:
+            mask |= self.term(name, text)
+        return mask
+
+    def text(self, positive: list[_Clause], negative: list[_Clause]) -> int:
+        mask = self.live
+        for clause in positive:
+            mask &= self.clause(clause)
+            if not mask:
+                return 0
+        for clause in negative:
+            mask &= ~self.clause(clause)
+        return mask
+
+    def visible(self, viewer: Viewer, statuses: tuple[str, ...]) -> int:
+        if viewer.sees_everything:
+            if statuses:
+                mask = 0
+                for status in statuses:
+                    mask |= self.term("status", status)
+            else:
+                mask = self.term("kind", "photo")
+        else:
+            mask = self.term("status", PUBLISHED)
+            if viewer.association:
+                mask |= self.term("association", viewer.association)
+        return mask & self.live
+
+    def lexicon(self, fieldname: str) -> list[str]:
+        if fieldname not in self._lexicons:
+            values: set[str] = set()
+            for segment, _ in self.leaves:
+                values.update(segment.lexicon(fieldname))
+            self._lexicons[fieldname] = sorted(values)
+        return self._lexicons[fieldname]
+
+    def value(self, fieldname: str, value: str) -> int:
+        if fieldname not in self._normalized:
+            normalized: dict[str, list[str]] = {}
+            for known in self.lexicon(fieldname):
+                normalized.setdefault(_norm_value(known), []).append(known)
+            self._normalized[fieldname] = normalized
+        mask = 0
+        for known in self._normalized[fieldname].get(_norm_value(value), ()):
+            mask |= self.term(fieldname, known)
+        return mask
+
+    def filters(self, query: SearchQuery) -> int:
+        mask = self.live
+        for name in ("association", "partner_city", "place", "tag", "photographer", "licence"):
+            values = getattr(query, name)
+            if values:
+                either = 0
+                for value in values:
+                    either |= self.value(name, value)
+                mask &= either
+        if query.years is not None:
+            low, high = query.years
+            either = 0
+            for year in self.lexicon("year"):
+                if year.isdigit() and low <= int(year) <= high:
+                    either |= self.term("year", year)
+            mask &= either
+        return mask
+
+    # facets -----------------------------------------------------------------------------------------------------
+    def facets(self, matched: int, flags: bytes, docs: list[int]) -> dict[str, dict[str, int]]:
+        """Counts per value over all matched documents. Facets with few values: one bitmask AND per value. Facets
+        with many values (photographers): a C-speed pass over the facet's (document, value) pairs, or, when only a
+        few documents matched, a look at just those documents' values."""
+        result: dict[str, dict[str, int]] = {}
+        for name in FACETS:
+            counts: Counter[str] = Counter()
+            if matched:
+                masks = self._facet_masks(name)
+                if masks is not None:
+                    for value, mask in masks:
+                        count = (matched & mask).bit_count()
+                        if count:
+                            counts[value] = count
+                else:
+                    for segment, offset in self.leaves:
+                                counts.update(segment.count(name, flags, docs, offset))
+            if name == "year":
+                ordered = sorted(counts.items(), key=lambda item: item[0], reverse=True)
+            else:
+                ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0].casefold(), item[0]))
+            result[name] = dict(ordered)
+        return result
+
+    def _facet_masks(self, name: str) -> list[tuple[str, int]] | None:
+        if name not in self._facets:
+            values = self.lexicon(name)
+            if len(values) > _MASKED_FACET_LIMIT:
+                self._facets[name] = None
+            else:
+                masks = []
+                for value in values:
+                    mask = 0
+                    for segment, offset in self.leaves:
+                        part = segment.value_masks(name).get(value, 0)
+                        if part:
+                            mask |= part << offset
+                    masks.append((value, mask))
+                self._facets[name] = masks
+        return self._facets[name]
+
+    # relevance --------------------------------------------------------------------------------------------------
+    def norms(self, fieldname: str) -> array:
+        """Per document: the length part of BM25's denominator, K1 * ((1 - B) + B * length / average length)."""
+        if fieldname not in self._norms:
+            average = self.searcher.avg_field_length(fieldname) or 1
+            table = [_K1 * ((1 - _B) + _B * byte_to_length(b) / average) for b in range(256)]
+            norms = array("d")
+            for segment, _ in self.leaves:
+                norms.extend(map(table.__getitem__, segment.lengths(fieldname)))
+            self._norms[fieldname] = norms
+        return self._norms[fieldname]
+
+    def scores(self, fieldname: str, text: str) -> array | dict[int, float] | None:
+        """BM25F score of one term for every document that has it, exactly as Whoosh's default weighting computes it
+        (same formula, statistics and float operations), kept per generation: a page of "Brücke" then costs a few
+        C-speed passes over the matching documents instead of Whoosh scoring each hit in Python."""
+        if fieldname not in _SCORED:
+            return None
+        key = (fieldname, text)
+        scores = self._scores.recall(key)
+        if scores is not None:
+            return scores
+        frequency = self.searcher.doc_frequency(fieldname, text)
+        if not frequency:
+            return None
+        idf = log(self.searcher.doc_count_all() / (frequency + 1)) + 1
+        norms = self.norms(fieldname)
+        plus_one = _K1 + 1
+        dense = frequency * 8 > self.size
+        scores: array | dict[int, float] = array("d", bytes(8 * self.size)) if dense else {}
+        for segment, offset in self.leaves:
+            ids, weights = segment.weighted(fieldname, text)
+            if not ids:
+                continue
+            docs = ids if not offset else array("I", map(add, ids, repeat(offset)))
+            # idf * ((tf * (K1 + 1)) / (tf + norm)), as Whoosh's bm25(), one C-speed pass per operation
+            values = map(mul, repeat(idf), map(truediv, map(mul, weights, repeat(plus_one)),
+                                               map(add, weights, map(norms.__getitem__, docs))))
+            if dense:
+                for docnum, value in zip(docs, values, strict=False):
+                    scores[docnum] = value
+            else:
+                scores.update(zip(docs, values, strict=False))
+        return self._scores.remember(key, scores)
+
+    def rank(self, docs: list[int], clauses: list[_Clause], wanted: int) -> list[tuple[int, float]] | None:
+        """The best ``wanted`` of ``docs`` by BM25F over the German and English fields (a phrase counts as its German
+        terms), ties by document number: the order Whoosh's own search gives. None when nothing can be scored."""
+        total = None
+        for clause in clauses:
+            part = None
+            for name, text in clause.alternatives or [("de", term) for term in clause.phrase]:
+                scores = self.scores(name, text)
+                if scores is None:
+                    continue
+                values = map(scores.__getitem__, docs) if isinstance(scores, array) else map(scores.get, docs,
+                                                                                               repeat(0.0))
+                part = list(values) if part is None else list(map(add, part, values))
+            if part is not None:
+                total = part if total is None else list(map(add, total, part))
+        if total is None:
+            return None
+        return [(-negated, score) for score, negated in nlargest(wanted, zip(total, map(neg, docs), strict=True))]
+
+    # order ------------------------------------------------------------------------------------------------------
+    def keys(self, column: str) -> list[int]:
+        if column not in self._keys:
+            keys: list[int] = []
+            for segment, _ in self.leaves:
+                keys.extend(segment.column(column))
+            self._keys[column] = keys
+        return self._keys[column]
+
+    # spelling ---------------------------------------------------------------------------------------------------
+    def within(self, fieldname: str, text: str, distance: int) -> set[str]:
+        found: set[str] = set()
+        for segment, _ in self.leaves:
+            with contextlib.suppress(TermNotFound, KeyError):
+                found.update(segment.reader.terms_within(fieldname, text, distance, prefix=1))
+        return found
+
+    def correct(self, word: str, visible: int) -> str | None:
+        """The nearest word that occurs in a photo this viewer may see (never a word only an unpublished caption
+        has): fewest edits first, then the most visible photos."""
+        for distance in range(1, _max_edits(word) + 1):
+            ranked = []
+            for candidate in sorted(self.within("words", word, distance) - {word})[:200]:
+                count = (self.term("words", candidate) & visible).bit_count()
+                if count:
+                    ranked.append((-count, candidate))
+            if ranked:
+                return min(ranked)[1]
+        return None
+
+    def fuzzy(self, clause: _Clause) -> _Clause:
+        """Edit distance 1–2 (by word length), first letter fixed, on the stems and on the words as written."""
+        if clause.phrase:
+            return clause
+        edits = _max_edits(clause.word or clause.surface)
+        if not edits:
+            return clause
+        alternatives = set(clause.alternatives)
+        sources = [*clause.alternatives, ("words", clause.word)] if clause.word else list(clause.alternatives)
+        for name, text in sources:
+            alternatives.update((name, found) for found in sorted(self.within(name, text, edits))[:64])
+        return _Clause(alternatives=tuple(sorted(alternatives)), surface=clause.surface, word=clause.word)
+
+    # stamps -----------------------------------------------------------------------------------------------------
+    def stamps(self) -> dict[int, str]:
+        stamps: dict[int, str] = {}
+        for segment, _ in self.leaves:
+            deleted = segment.deleted()
+            ids = _column(segment.reader, "pid", segment.size)
+            values = list(segment.reader.column_reader("stamp")) if segment.reader.has_column("stamp") else []
+            for docnum, (photo_id, stamp) in enumerate(zip(ids, values, strict=False)):
+                if stamp and docnum not in deleted:
+                    stamps[int(photo_id)] = stamp.decode("ascii")
+        return stamps
+
+
+def _highlight_terms(clauses: list[_Clause]) -> dict[str, set[str]]:
+    terms: dict[str, set[str]] = {"de": set(), "en": set(), "words": set()}
+    for clause in clauses:
+        terms["de"].update(clause.phrase)
+        for name, text in clause.alternatives:
+            terms["de" if name == "dep" else name].add(text)
+    return terms
+
+
+def _respell(text: str, fixes: dict[str, str]) -> str:
+    for surface, word in fixes.items():
+        if surface.isupper() and len(surface) > 1:
+            word = word.upper()
+        elif surface[:1].isupper():
+            word = word[:1].upper() + word[1:]
+        text = re.sub(rf"(?<!\w){re.escape(surface)}(?!\w)", lambda _m, w=word: w, text, count=1)
+    return text
+
+
+def _release(error: BaseException) -> None:
+    """Whoosh leaves files open when it fails half-way through opening a damaged segment; they are closed when the
+    traceback's frames go. Drop those now (it was logged as text), quietly, instead of at some later
+    garbage collection that would warn about unclosed files."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        seen: BaseException | None = error
+        while seen is not None:
+            seen.__traceback__ = None
+            seen = seen.__cause__ or seen.__context__
+        gc.collect()
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The index
+
+_GENERATION = re.compile(r"gen-(\d{6,})-[0-9a-f]{8}")
+
+
+class SearchIndex:
+    """The search index in ``index_dir``. One object per process: it keeps one searcher per index generation and
+    refreshes it when the index changed (a directory listing per search: cheap). Thread-safe: searches of one
+    process take turns (a Whoosh searcher is not meant for concurrent use); separate processes search in
+    parallel. Writing goes through `apply()` (one writer at a time, across processes) and `rebuild()`."""
+
+    def __init__(self, index_dir: Path, *, lock_timeout: float = 5.0) -> None:
+        self.index_dir = Path(index_dir)
+        self.lock_timeout = lock_timeout
+        self._lock = threading.RLock()
+        self._generation: _Generation | None = None
+        self._segments: dict[str, _Segment] = {}
+
+    # where the live index is ------------------------------------------------------------------------------------
+    def _current(self) -> str | None:
+        try:
+            name = (self.index_dir / "CURRENT").read_text(encoding="ascii").strip()
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as error:
+            raise SearchUnavailable(f"search index pointer unreadable: {error}") from error
+        return name if _GENERATION.fullmatch(name) else None
+
+    def exists(self) -> bool:
+        """True when a complete index is in place (it may still turn out corrupt when read)."""
+        name = self._current()
+        return name is not None and whoosh_index.exists_in(str(self.index_dir / name))
+
+    def create(self) -> None:
+        """An empty index at position 0, unless one exists already (idempotent, safe from several processes)."""
+        self.index_dir.mkdir(parents=True, exist_ok=True)
+        with self._swap_lock():
+            if not self.exists():
+                self._build((), 0)
+
+    def position(self) -> int:
+        """The id of the last outbox event applied; it is stored in the index's own commit (a meta document), so it
+        can never disagree with the index content."""
+        with self._reading() as generation:
+            docnum = generation.searcher.document_number(key=_META)
+            if docnum is None:
+                return 0
+            return int(generation.searcher.stored_fields(docnum).get("position", 0))
+
+    # writing ----------------------------------------------------------------------------------------------------
+    def apply(self, changes: Iterable[tuple[int, SearchDoc | None]], position: int) -> None:
+        """Upserts the given documents, deletes ids mapped to None and records ``position``, all in one commit: a
+        writer killed half-way leaves the previous commit intact. The last change of an id wins. Raises IndexBusy
+        when another writer holds the lock longer than ``lock_timeout`` (never Whoosh's LockError)."""
+        latest = dict(changes)  # read first: no database work while holding the index lock
+        name = self._current()
+        if name is None or not whoosh_index.exists_in(str(self.index_dir / name)):
+            raise SearchUnavailable(f"no search index in {self.index_dir}: create() or rebuild() it first")
+        try:
+            ix = whoosh_index.open_dir(str(self.index_dir / name))
+        except Exception as error:
+            raise SearchUnavailable(f"search index unreadable: {error}") from error
+        try:
+            writer = ix.writer(timeout=self.lock_timeout)
+        except LockError as error:
+            raise IndexBusy(f"another writer holds the search index lock (waited {self.lock_timeout} s)") from error
+        try:
+            for photo_id, doc in latest.items():
+                if doc is None:
+                    writer.delete_by_term("key", _key(photo_id))
+                else:
+                    writer.update_document(**_document(doc))
+            writer.update_document(key=_META, position=int(position))
+        except BaseException:
+            writer.cancel()
+            raise
+        writer.commit()
+
+    def rebuild(self, docs: Iterable[SearchDoc], position: int) -> int:
+        """Builds a complete new index in a sibling temporary folder, then swaps it in with one atomic rename of the
+        CURRENT pointer. Readers keep answering from the old index until the swap; the previous generation stays on
+        disk for readers still open on it. Returns the number of photos indexed."""
+        self.index_dir.mkdir(parents=True, exist_ok=True)
+        with self._swap_lock():
+            return self._build(docs, position)
+
+    def _build(self, docs: Iterable[SearchDoc], position: int) -> int:
+        for stale in self.index_dir.glob(".tmp-*"):  # a crashed rebuild (we hold the swap lock: none is running)
+            shutil.rmtree(stale, ignore_errors=True)
+        temporary = self.index_dir / f".tmp-{uuid.uuid4().hex[:12]}"
+        temporary.mkdir()
+        try:
+            ix = whoosh_index.create_in(str(temporary), _schema())
+            writer = ix.writer(limitmb=128)  # Whoosh's estimate: the real peak is ~1.3x; more spills to disk, not RAM
+            count = 0
+            seen: set[int] = set()
+            try:
+                for doc in docs:
+                    if doc.id in seen:
+                        continue
+                    seen.add(doc.id)
+                    writer.add_document(**_document(doc))
+                    count += 1
+                writer.add_document(key=_META, position=int(position))
+            except BaseException:
+                writer.cancel()
+                raise
+            writer.commit()
+            ix.close()
+            previous = self._current()
+            name = self._next_name()
+            os.rename(temporary, self.index_dir / name)
+        except BaseException:
+            shutil.rmtree(temporary, ignore_errors=True)
+            raise
+        self._point_to(name)
+        for old in self.index_dir.glob("gen-*"):
+            if old.name not in (name, previous):
+                shutil.rmtree(old, ignore_errors=True)
+        return count
+
+    def _next_name(self) -> str:
+        numbers = [int(m.group(1)) for p in self.index_dir.iterdir() if (m := _GENERATION.fullmatch(p.name))]
+        return f"gen-{max(numbers, default=0) + 1:06d}-{uuid.uuid4().hex[:8]}"  # never a name seen before
+
+    def _point_to(self, name: str) -> None:
+        pointer = self.index_dir / f".CURRENT-{uuid.uuid4().hex[:8]}"
+        with open(pointer, "w", encoding="ascii") as handle:
+            handle.write(name + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(pointer, self.index_dir / "CURRENT")
+        folder = os.open(self.index_dir, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
+
+    @contextlib.contextmanager
+    def _swap_lock(self) -> Iterator[None]:
+        with open(self.index_dir / ".swap.lock", "a+b") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    # reading ----------------------------------------------------------------------------------------------------
+    def _open(self) -> _Generation:
+        name = self._current()
+        if name is None:
+            raise SearchUnavailable(f"no search index in {self.index_dir}")
+        generation = self._generation
+        if generation is not None and generation.name == name and generation.searcher.up_to_date():
+            return generation
+        # A new searcher, not Searcher.refresh(): in whoosh-reloaded 2.7.5 refresh() reuses a segment's old reader
+        # even when that segment gained deletions (an updated photo would show twice) and re-adds segments that a
+        # merge removed. What is expensive to derive from a segment is kept in self._segments across searchers of
+        # one generation folder; a rebuild's new folder starts afresh.
+        keep = generation is not None and generation.name == name
+        searcher = whoosh_index.open_dir(str(self.index_dir / name)).searcher()
+        segments = self._segments if keep else {}
+        self._drop()
+        self._segments = segments
+        self._generation = _Generation(name, searcher, self._segments)
+        return self._generation
+
+    def _drop(self) -> None:
+        if self._generation is not None:
+            with contextlib.suppress(Exception):
+                self._generation.searcher.close()
+        self._generation = None
+        self._segments = {}
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[_Generation]:
+        """Any failure to read the index (missing, truncated, garbled files raise all kinds of errors deep inside
+        Whoosh) becomes SearchUnavailable; it is logged with its traceback so a real bug stays visible."""
+        with self._lock:
+            try:
+                yield self._open()
+            except ArchiveError:
+                self._drop()
+                raise
+            except Exception as error:
+                self._drop()
+                # the traceback as text: a kept LogRecord must not keep Whoosh's open files alive (see _release)
+                logger.error("search index in %s unreadable:\n%s", self.index_dir,
+                             "".join(traceback.format_exception(error)))
+                _release(error)
+                raise SearchUnavailable(f"search index unreadable: {error!r}") from error
+
+    def stamps(self) -> dict[int, str]:
+        """Photo id -> SearchDoc.stamp() of every indexed photo, for `search-check`."""
+        with self._reading() as generation:
+            return generation.stamps()
+
+    def search(self, query: SearchQuery, viewer: Viewer) -> SearchResult:
+        """One page of what ``viewer`` may see. Raises SearchUnavailable when the index is missing or corrupt."""
+        query = replace(query, text=query.text or "", page=_int(query.page, 1, 1, 10_000),
+                        per_page=_int(query.per_page, 20, 1, MAX_PER_PAGE),
+                        sort=query.sort if query.sort in SORTS else "relevance")
+        with self._reading() as generation:
+            return self._search(generation, query, viewer)
+
+    def _search(self, generation: _Generation, query: SearchQuery, viewer: Viewer) -> SearchResult:
+        per_page, page, sort = query.per_page, query.page, query.sort
+        visible = generation.visible(viewer, query.status if viewer.sees_everything else ())
+        allowed = visible & generation.filters(query) if visible else 0
+        positive, negative = _clauses(query.text)
+        matched = allowed & generation.text(positive, negative) if allowed else 0
+        suggestion, fuzzy = None, False
+        words = [clause for clause in positive if not clause.phrase]
+        if not matched and words and allowed:
+            suggestion = self._suggest(generation, query, positive, negative, allowed, visible)
+            loose = [generation.fuzzy(clause) for clause in positive]
+            matched = allowed & generation.text(loose, negative)
+            if matched:
+                positive, fuzzy = loose, True
+        total = matched.bit_count()
+        pages = max(1, -(-total // per_page))
+        page = min(page, pages)
+        flags = _flags(matched, generation.size)
+        wanted = page * per_page
+        ranked: list[tuple[int, float]] | None = None
+        docs = list(compress(range(generation.size), flags)) if total else []
+        facets = generation.facets(matched, flags, docs)
+        if docs and sort == "relevance" and positive:
+            ranked = generation.rank(docs, positive, wanted)
+        if ranked is None:
+            keys = generation.keys("kold" if sort == "oldest" else "knew")
+            ranked = [(docnum, 0.0) for docnum in nsmallest(wanted, docs, key=keys.__getitem__)]
+        terms = _highlight_terms(positive)
+        hits = []
+        for docnum, score in ranked[(page - 1) * per_page:wanted]:
+            stored = generation.searcher.stored_fields(docnum)
+            title, caption = stored.get("title") or "", stored.get("caption") or ""
+            hits.append(Hit(id=int(stored["sid"]), title=title, caption=caption,
+                            snippet=_snippet(caption or title, terms), score=score))
+        return SearchResult(total=total, hits=hits, facets=facets, suggestion=suggestion, fuzzy=fuzzy, page=page,
+                            pages=pages)
+
+    def _suggest(self, generation: _Generation, query: SearchQuery, positive: list[_Clause],
+                 negative: list[_Clause], allowed: int, visible: int) -> str | None:
+        """Corrects each word that no visible photo has, then offers the correction only if the corrected query finds
+        something: every suggested word occurs in a photo this viewer may see."""
+        fixes: dict[str, str] = {}
+        for clause in positive:
+            if clause.phrase or not clause.word or generation.clause(clause) & visible:
+                continue
+            word = generation.correct(clause.word, visible)
+            if word and word != clause.word:
+                fixes[clause.surface] = word
+        if not fixes:
+            return None
+        corrected, excluded = _clauses(_respell(query.text, fixes))
+        if not (allowed & generation.text(corrected, excluded)):
+            return None
+        return _respell(query.raw or query.text, fixes)

@@ -1,0 +1,110 @@
+"""Search: the page for people and the JSON endpoint for scripts. Both see only what the caller may."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Blueprint, jsonify, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from ..models import Association, Photo, db
+from ..search import SearchQuery, SearchResult, SearchUnavailable, Viewer, parse_query
+from ..services import get_search_index
+
+bp = Blueprint("search", __name__)
+
+# URL parameter -> facet name; the page and the API accept the same ones.
+FILTERS = ("association", "partner_city", "place", "tag", "photographer", "licence", "year", "status")
+FACET_LABELS = [("association", "Verein"), ("partner_city", "Partnerstadt"), ("place", "Ort / Brücke"),
+                ("year", "Jahr"), ("tag", "Schlagwort"), ("photographer", "Fotograf:in"), ("licence", "Lizenz")]
+UNAVAILABLE = ("Die Suche wird gerade neu aufgebaut. Bitte versuchen Sie es in ein paar Minuten noch einmal. / "
+               "Search is being rebuilt. Please try again in a few minutes.")
+
+
+def viewer() -> Viewer:
+    if not current_user.is_authenticated:
+        return Viewer()
+    association = current_user.association.slug if current_user.association else None
+    return Viewer(sees_everything=current_user.sees_everything, association=association)
+
+
+def _active() -> dict[str, list[str]]:
+    return {name: request.args.getlist(name) for name in FILTERS if request.args.getlist(name)}
+
+
+def _query(active: dict[str, list[str]]) -> SearchQuery:
+    years = None
+    if active.get("year"):
+        picked = sorted(int(y) for y in active["year"] if y.isdigit())
+        years = (picked[0], picked[-1]) if picked else None
+    return parse_query(
+        request.args.get("q", ""),
+        **{name: tuple(values) for name, values in active.items() if name != "year"},
+        years=years,
+        sort=request.args.get("sort", "relevance"),
+        page=max(request.args.get("page", 1, type=int) or 1, 1),
+    )
+
+
+def _run() -> tuple[SearchResult | None, dict[str, list[str]]]:
+    active = _active()
+    return get_search_index().search(_query(active), viewer()), active
+
+
+@bp.get("/search")
+def page() -> Any:
+    try:
+        result, active = _run()
+    except SearchUnavailable:
+        return render_template("search/page.html", result=None, unavailable=UNAVAILABLE, raw=request.args.get("q", ""),
+                               active={}, sort="relevance"), 503, {"Retry-After": "60"}
+    photos = {p.id: p for p in db.session.scalars(
+        select(Photo).where(Photo.id.in_([h.id for h in result.hits])).options(selectinload(Photo.derivatives)))}
+    names = {slug: name for slug, name in db.session.execute(select(Association.slug, Association.name))}
+
+    def toggle(name: str, value: str) -> str:
+        args = {k: list(v) for k, v in active.items()}
+        values = args.setdefault(name, [])
+        values.remove(value) if value in values else values.append(value)
+        return _url(args)
+
+    def page_url(number: int) -> str:
+        return _url(dict(active), page=number)
+
+    def facet_value(name: str, value: str) -> str:
+        return names.get(value, value) if name == "association" else value
+
+    return render_template("search/page.html", result=result, photos=photos, raw=request.args.get("q", ""),
+                           active=active, sort=request.args.get("sort", "relevance"), facet_labels=FACET_LABELS,
+                           toggle=toggle, page_url=page_url, facet_value=facet_value, unavailable=None)
+
+
+def _url(args: dict[str, list[str]], **extra: Any) -> str:
+    params: list[tuple[str, Any]] = [("q", request.args.get("q", ""))] if request.args.get("q") else []
+    if request.args.get("sort"):
+        params.append(("sort", request.args["sort"]))
+    params += [(name, value) for name, values in args.items() for value in values]
+    params += list(extra.items())
+    return url_for("search.page") + ("?" + urlencode(params) if params else "")
+
+
+@bp.get("/api/v1/search")
+def api() -> Any:
+    try:
+        result, _active = _run()
+    except SearchUnavailable:
+        return jsonify({"error": {"code": "search_unavailable", "de": UNAVAILABLE.split(" / ")[0],
+                                  "en": UNAVAILABLE.split(" / ")[1]}}), 503, {"Retry-After": "60"}
+    return jsonify({
+        "total": result.total,
+        "page": result.page,
+        "pages": result.pages,
+        "suggestion": result.suggestion,
+        "hits": [{"id": h.id, "title": h.title, "caption": h.caption, "snippet": h.snippet,
+                  "thumbnail": url_for("media.derivative", photo_id=h.id, size="thumb", ext="jpg", _external=True),
+                  "url": url_for("photos.detail", photo_id=h.id, _external=True)} for h in result.hits],
+        "facets": result.facets,
+    })

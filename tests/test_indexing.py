@@ -1,0 +1,138 @@
+"""Search wired to the archive: the outbox feeds the index, visitors see only what is published,
+`brucken reindex` and `brucken search-check` repair and compare, a lost index is a clear 503."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from typing import Any
+
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from archive.indexing import compare
+from archive.ingest import Ingest
+from archive.models import Association, OutboxEvent, Photo, PhotoStatus, db
+from archive.services import get_jobs, get_search_index, get_store
+from tests.conftest import jpeg_bytes, login
+
+
+def archive_photo(app: Flask, caption: str, slug: str = "pasadena", color: tuple[int, int, int] = (9, 9, 9)) -> int:
+    association = db.session.scalar(select(Association).where(Association.slug == slug))
+    result = Ingest(db.session, get_store(), app.config, get_jobs().enqueue_processing).ingest(
+        io.BytesIO(jpeg_bytes(color)), "foto.jpg", association, uploader=None)
+    photo = db.session.get(Photo, result.photo_id)
+    photo.caption = caption
+    db.session.add(OutboxEvent(topic="photo.changed", photo_id=photo.id))
+    db.session.commit()
+    get_jobs().enqueue_indexing()
+    return photo.id
+
+
+def publish(photo_id: int) -> None:
+    db.session.get(Photo, photo_id).status = PhotoStatus.PUBLISHED
+    db.session.add(OutboxEvent(topic="photo.changed", photo_id=photo_id))
+    db.session.commit()
+    get_jobs().enqueue_indexing()
+
+
+def search_ids(client: FlaskClient, **params: Any) -> list[int]:
+    response = client.get("/api/v1/search", query_string=params)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return [hit["id"] for hit in response.get_json()["hits"]]
+
+
+def test_visitors_find_only_published_photos(app: Flask, client: FlaskClient, people: dict[str, Any]) -> None:
+    hidden = archive_photo(app, "Die Brücke über den Rhein bei Nacht", color=(1, 1, 1))
+    shown = archive_photo(app, "Die Brücke über den Rhein am Morgen", color=(2, 2, 2))
+    publish(shown)
+    assert search_ids(client, q="Bruecke") == [shown]
+    body = client.get("/api/v1/search", query_string={"q": "Nacht"}).get_json()
+    assert body["total"] == 0 and "Nacht" not in str(body)  # nothing of the unpublished photo leaks
+    login(client, "cora")
+    assert sorted(search_ids(client, q="Brücke")) == sorted([hidden, shown])
+    client.post("/logout")
+    login(client, "mia")  # the owning association sees its own unpublished photo
+    assert sorted(search_ids(client, q="BRÜCKE")) == sorted([hidden, shown])
+    client.post("/logout")
+    login(client, "omar")  # another association does not
+    assert search_ids(client, q="brücken") == [shown]
+
+
+def test_the_api_answers_in_the_documented_shape(app: Flask, client: FlaskClient) -> None:
+    photo_id = archive_photo(app, "Rheinbrücke im Schnee")
+    publish(photo_id)
+    body = client.get("/api/v1/search", query_string={"q": "Schnee", "association": "pasadena"}).get_json()
+    assert body["total"] == 1
+    hit = body["hits"][0]
+    assert set(hit) == {"id", "title", "caption", "snippet", "thumbnail", "url"}
+    assert hit["thumbnail"].endswith(f"/media/{photo_id}/thumb.jpg") and hit["url"].endswith(f"/photos/{photo_id}")
+    assert "<mark>" in hit["snippet"]
+    assert body["facets"]["association"] == {"pasadena": 1}
+
+
+def test_the_search_page_shows_hits_facets_and_help(app: Flask, client: FlaskClient) -> None:
+    photo_id = archive_photo(app, "Konrad-Adenauer-Brücke im Nebel")
+    publish(photo_id)
+    page = client.get("/search", query_string={"q": "Nebel"}).get_data(as_text=True)
+    assert f"/photos/{photo_id}" in page and "1 Treffer" in page
+    assert "Freundeskreis Ludwigshafen-Pasadena" in page  # the facet shows the association's name
+    assert "jahr:2019..2023" in page  # the syntax help
+
+
+def test_discarding_a_photo_removes_it_from_search(app: Flask, client: FlaskClient, people: dict[str, Any]) -> None:
+    photo_id = archive_photo(app, "Kaputtes Bild einer Brücke")
+    db.session.get(Photo, photo_id).status = PhotoStatus.FAILED
+    db.session.commit()
+    login(client, "mia")
+    assert search_ids(client, q="Kaputtes") == [photo_id]
+    assert client.post(f"/photos/{photo_id}/discard").status_code == 302
+    assert search_ids(client, q="Kaputtes") == []
+
+
+def test_a_lost_index_is_a_503_until_reindex(app: Flask, client: FlaskClient) -> None:
+    photo_id = archive_photo(app, "Brücke der Freundschaft")
+    publish(photo_id)
+    shutil.rmtree(app.config["INDEX_DIR"])
+    app.extensions.pop("brucken.search", None)
+    page = client.get("/search", query_string={"q": "Freundschaft"})
+    assert page.status_code == 503 and "neu aufgebaut" in page.get_data(as_text=True)
+    assert client.get("/api/v1/search", query_string={"q": "x"}).status_code == 503
+
+    result = app.test_cli_runner().invoke(args=["reindex"])
+    assert result.exit_code == 0, result.output
+    assert "1 Foto(s)" in result.output
+    app.extensions.pop("brucken.search", None)
+    assert search_ids(client, q="Freundschaft") == [photo_id]
+
+
+def test_search_check_finds_what_differs(app: Flask) -> None:
+    photo_id = archive_photo(app, "Alte Brücke")
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["search-check"]).exit_code == 0
+    db.session.get(Photo, photo_id).caption = "Neue Brücke"  # changed without an outbox event
+    db.session.commit()
+    differences = compare(db.session, get_search_index())
+    assert differences.stale == [photo_id] and not differences.missing and not differences.extra
+    result = runner.invoke(args=["search-check"])
+    assert result.exit_code == 1 and str(photo_id) in result.output
+    assert runner.invoke(args=["reindex"]).exit_code == 0
+    assert runner.invoke(args=["search-check"]).exit_code == 0
+
+
+def test_index_rebuilt_from_the_database_gives_the_same_results(app: Flask, client: FlaskClient) -> None:
+    ids = [archive_photo(app, f"Brücke Nummer {n} über den Rhein", color=(n * 40, 3, 3)) for n in range(5)]
+    for photo_id in ids:
+        publish(photo_id)
+    queries = [{"q": "Rhein"}, {"q": "Brücke", "sort": "newest"}, {"q": "", "association": "pasadena"}]
+
+    def answers() -> list[Any]:
+        # Equal scores may come in any order: compare the hits as a set, and the facets and totals exactly.
+        bodies = [client.get("/api/v1/search", query_string=q).get_json() for q in queries]
+        return [(b["total"], b["facets"], sorted(h["id"] for h in b["hits"])) for b in bodies]
+
+    before = answers()
+    assert app.test_cli_runner().invoke(args=["reindex"]).exit_code == 0
+    app.extensions.pop("brucken.search", None)
+    assert answers() == before and before[0][0] == 5
