@@ -103,5 +103,19 @@ def test_first_login_upload_and_photo_page(browser: object, running_archive: tup
     assert "Kamera" in facts and "unbekannt" not in facts.split("Kamera")[1].split("\n")[1]
     page.screenshot(path=str(ARTIFACTS / f"photo-{name}.png"), full_page=True)
     fits_the_screen(page)
+
+    # Search finds it (curators and admins see unpublished photos too), with facets beside the hits.
+    page.get_by_role("link", name="Suche", exact=True).click()
+    page.get_by_role("searchbox").fill("Nikon")
+    page.get_by_role("button", name="Suchen").click()
+    deadline = time.monotonic() + 60  # the worker indexes within moments of processing
+    while "1 Treffer" not in page.locator(".hits").inner_text():
+        assert time.monotonic() < deadline, "the photo never became searchable"
+        time.sleep(0.5)
+        page.reload()
+    expect(page.locator(".hit")).to_have_count(1)
+    assert "Deutsch-Französische Gesellschaft" in page.locator(".facets").inner_text()
+    page.screenshot(path=str(ARTIFACTS / f"search-{name}.png"), full_page=True)
+    fits_the_screen(page)
     assert problems == []
     context.close()
