@@ -43,16 +43,15 @@ import unicodedata
 import uuid
 import warnings
 from array import array
-from bisect import bisect_left
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from functools import lru_cache
 from heapq import nlargest, nsmallest
-from itertools import chain, compress, repeat
+from itertools import chain, compress, islice, repeat
 from math import log
-from operator import add, mul, neg, truediv
+from operator import add, ge, mul, truediv
 from pathlib import Path
 from typing import Any
 
@@ -248,16 +247,7 @@ def _en_term(token: str) -> str:
     return _ENGLISH.stem(_strip_accents(word))
 
 
-@lru_cache(maxsize=200_000)
-def _spelling_word(token: str) -> str:
-    """Words as written (lower case, umlauts kept): what a spelling suggestion shows. Numbers are not suggested."""
-    word = unicodedata.normalize("NFC", token).lower()
-    if word.isdigit() or _is_stop(word.casefold()):
-        return ""
-    return word
-
-
-_NORMALIZERS = {"de": _de_term, "en": _en_term, "words": _spelling_word}
+_NORMALIZERS = {"de": _de_term, "en": _en_term}
 
 
 class _Normalize(Filter):
@@ -283,8 +273,7 @@ class _Normalize(Filter):
 
 _DE = RegexTokenizer() | _Normalize("de")
 _EN = RegexTokenizer() | _Normalize("en")
-_WORDS = RegexTokenizer() | _Normalize("words")
-_ANALYZERS = {"de": _DE, "dep": _DE, "en": _EN, "words": _WORDS}
+_ANALYZERS = {"de": _DE, "en": _EN}
 _TAG_SEPARATOR = "\x1f"
 
 
@@ -293,14 +282,17 @@ def _analyze(analyzer: Any, text: str) -> list[str]:
 
 
 def _schema() -> Schema:
-    """Text goes into positions-free fields ("de", "en": cheap to read) and once more into "dep" with positions, read
-    only by phrase queries. Facet values are exact terms (one posting list per value: the bitmasks)."""
+    """Title, caption, tags and place go into "de" (German stems, with positions for phrases) and "en" (English
+    stems). Posting lists are read once per segment and cached (bitmasks, scores), so positions cost little at search
+    time; every extra field, though, costs a rebuild ~15 %: there is no separate phrase or spelling field. Facet
+    values are exact terms (one posting list per value: the bitmasks). They are marked scorable only so that Whoosh
+    keeps a length column for them: without one, its segment writer stats a file for every single posting."""
 
     def exact() -> FieldType:
-        return FieldType(Existence(), IDTokenizer())
+        return FieldType(Existence(), IDTokenizer(), scorable=True)
 
     return Schema(
-        key=FieldType(Existence(), IDTokenizer(), unique=True),  # "p<id>", or "meta" for the position document
+        key=FieldType(Existence(), IDTokenizer(), scorable=True, unique=True),  # "p<id>"; "meta": the position
         kind=exact(),  # "photo" on every photo (not on the meta document)
         status=exact(),
         association=exact(),
@@ -309,14 +301,13 @@ def _schema() -> Schema:
         year=exact(),
         photographer=exact(),
         licence=exact(),
-        tag=FieldType(Existence(), RegexTokenizer(f"[^{_TAG_SEPARATOR}]+")),
-        de=FieldType(Frequency(), _DE, scorable=True),
+        tag=FieldType(Existence(), RegexTokenizer(f"[^{_TAG_SEPARATOR}]+"), scorable=True),
+        de=FieldType(Positions(), _DE, scorable=True),
         en=FieldType(Frequency(), _EN, scorable=True),
-        dep=FieldType(Positions(), _DE, scorable=True),
-        words=FieldType(Existence(), _WORDS),  # spelling suggestions and fuzzy matching
         sid=STORED(),
         title=STORED(),
         caption=STORED(),
+        more=STORED(),  # tags and place as text: where a spelling suggestion finds the word as written
         position=STORED(),
         pid=COLUMN(NumericColumn("q", default=0)),
         stamp=COLUMN(VarBytesColumn()),
@@ -367,7 +358,9 @@ def _document(doc: SearchDoc) -> dict[str, Any]:
         document["tag"] = _TAG_SEPARATOR.join(tags)
     body = "\n".join(part for part in (doc.title, doc.caption, "\n".join(tags), _clean(doc.place)) if part)
     if body.strip():
-        document.update(de=body, en=body, dep=body, words=body)
+        document.update(de=body, en=body)
+    if tags or doc.place:
+        document["more"] = "\n".join((*tags, _clean(doc.place)))
     return document
 
 
@@ -480,7 +473,6 @@ class _Clause:
     alternatives: tuple[tuple[str, str], ...] = ()
     phrase: tuple[str, ...] = ()
     surface: str = ""  # the word as typed, for the suggestion
-    word: str = ""  # as the spelling field stores it
 
 
 _TEXT_TOKEN = re.compile(r'(-?)"([^"]*)"?|(\S+)')
@@ -505,10 +497,9 @@ def _clauses(text: str) -> tuple[list[_Clause], list[_Clause]]:
             clause = _Clause(phrase=tuple(german))
         else:
             english = _analyze(_EN, token)
-            spelled = _analyze(_WORDS, token)
             surface = re.search(r"\w+", token)
             clause = _Clause(alternatives=(("de", german[0]),) + ((("en", english[0]),) if english else ()),
-                             surface=surface.group() if surface else token, word=spelled[0] if spelled else "")
+                             surface=surface.group() if surface else token)
         (negative if excluded else positive).append(clause)
     return positive, negative
 
@@ -722,35 +713,6 @@ class _Segment:
             self.facet_pairs[fieldname] = (docs, codes, values)
         return self.facet_pairs[fieldname]
 
-    def by_document(self, fieldname: str) -> tuple[array, array]:
-        """The same pairs by document: the value codes of document d are codes[starts[d]:starts[d + 1]]."""
-        key = f"{fieldname}/by-document"
-        if key not in self.facet_pairs:
-            docs, codes, _ = self.pairs(fieldname)
-            starts = array("I", bytes(4 * (self.size + 1)))
-            for docnum in docs:
-                starts[docnum + 1] += 1
-            for docnum in range(self.size):
-                starts[docnum + 1] += starts[docnum]
-            order = sorted(range(len(docs)), key=docs.__getitem__)
-            self.facet_pairs[key] = (starts, array("I", map(codes.__getitem__, order)), [])
-        starts, codes, _ = self.facet_pairs[key]
-        return starts, codes
-
-    def count(self, fieldname: str, flags: bytes, matched: list[int], offset: int) -> Counter[str]:
-        docs, codes, values = self.pairs(fieldname)
-        if not docs:
-            return Counter()
-        first, last = bisect_left(matched, offset), bisect_left(matched, offset + self.size)
-        if (last - first) * _SPARSE_RATIO < len(docs):
-            starts, by_document = self.by_document(fieldname)
-            found = Counter(chain.from_iterable(by_document[starts[d - offset]:starts[d - offset + 1]]
-                                                for d in matched[first:last]))
-        else:
-            part = flags[offset:offset + self.size]
-            found = Counter(compress(codes, map(part.__getitem__, docs)))
-        return Counter({values[code]: count for code, count in found.items()})
-
     def column(self, name: str) -> list[Any]:
         if name not in self.columns:
             self.columns[name] = _column(self.reader, name, self.size)
@@ -815,7 +777,9 @@ class _Generation:
         self._normalized: dict[str, dict[str, list[str]]] = {}
         self._keys: dict[str, list[int]] = {}
         self._norms: dict[str, array] = {}
-        self._scores = _LRU(32)  # a common term's scores cost 8 bytes per document
+        self._scores = _LRU(16)  # a common term's scores cost 8 bytes per document
+        self._clauses = _LRU(32)  # a clause's scores (8 bytes per document) and its documents best first
+        self._pair_cache: dict[str, tuple[array, array, list[str]]] = {}
 
     # masks ------------------------------------------------------------------------------------------------------
     def term(self, fieldname: str, text: str) -> int:
@@ -833,7 +797,7 @@ class _Generation:
     def phrase(self, terms: tuple[str, ...]) -> int:
         mask = self._phrases.recall(terms)
         if mask is None:
-            docs = self.searcher.docs_for_query(wq.Phrase("dep", list(terms)))
+            docs = self.searcher.docs_for_query(wq.Phrase("de", list(terms)))
             mask = self._phrases.remember(terms, _to_mask(docs, self.size))
         return mask
 
@@ -922,14 +886,51 @@ class _Generation:
                         if count:
                             counts[value] = count
                 else:
-                    for segment, offset in self.leaves:
-                                counts.update(segment.count(name, flags, docs, offset))
+                    counts.update(self._count_pairs(name, flags, docs))
             if name == "year":
                 ordered = sorted(counts.items(), key=lambda item: item[0], reverse=True)
             else:
                 ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0].casefold(), item[0]))
             result[name] = dict(ordered)
         return result
+
+    def _pairs(self, name: str) -> tuple[array, array, list[str]]:
+        """(document, value code) pairs of a facet with many values, for the whole generation (one code space)."""
+        if name not in self._pair_cache:
+            values = self.lexicon(name)
+            index = {value: code for code, value in enumerate(values)}
+            docs, codes = array("I"), array("I")
+            for segment, offset in self.leaves:
+                segment_docs, segment_codes, segment_values = segment.pairs(name)
+                translate = array("I", (index[value] for value in segment_values))
+                docs.extend(map(add, segment_docs, repeat(offset)) if offset else segment_docs)
+                codes.extend(map(translate.__getitem__, segment_codes))
+            self._pair_cache[name] = (docs, codes, values)
+        return self._pair_cache[name]
+
+    def _by_document(self, name: str) -> tuple[array, array]:
+        """The same pairs by document: the value codes of document d are codes[starts[d]:starts[d + 1]]."""
+        key = f"{name}/by-document"
+        if key not in self._pair_cache:
+            docs, codes, _ = self._pairs(name)
+            starts = array("I", bytes(4 * (self.size + 1)))
+            for docnum in docs:
+                starts[docnum + 1] += 1
+            for docnum in range(self.size):
+                starts[docnum + 1] += starts[docnum]
+            order = sorted(range(len(docs)), key=docs.__getitem__)
+            self._pair_cache[key] = (starts, array("I", map(codes.__getitem__, order)), [])
+        starts, by_document, _ = self._pair_cache[key]
+        return starts, by_document
+
+    def _count_pairs(self, name: str, flags: bytes, matched: list[int]) -> dict[str, int]:
+        docs, codes, values = self._pairs(name)
+        if len(matched) * _SPARSE_RATIO < len(docs):  # few matches: look at just their values
+            starts, by_document = self._by_document(name)
+            found = Counter(chain.from_iterable(by_document[starts[d]:starts[d + 1]] for d in matched))
+        else:  # one C-speed pass over all pairs
+            found = Counter(compress(codes, map(flags.__getitem__, docs)))
+        return {values[code]: count for code, count in found.items()}
 
     def _facet_masks(self, name: str) -> list[tuple[str, int]] | None:
         if name not in self._facets:
@@ -993,24 +994,64 @@ class _Generation:
                 scores.update(zip(docs, values, strict=False))
         return self._scores.remember(key, scores)
 
-    def rank(self, docs: list[int], clauses: list[_Clause], wanted: int) -> list[tuple[int, float]] | None:
-        """The best ``wanted`` of ``docs`` by BM25F over the German and English fields (a phrase counts as its German
-        terms), ties by document number: the order Whoosh's own search gives. None when nothing can be scored."""
-        total = None
-        for clause in clauses:
-            part = None
-            for name, text in clause.alternatives or [("de", term) for term in clause.phrase]:
-                scores = self.scores(name, text)
-                if scores is None:
-                    continue
-                values = map(scores.__getitem__, docs) if isinstance(scores, array) else map(scores.get, docs,
-                                                                                               repeat(0.0))
-                part = list(values) if part is None else list(map(add, part, values))
-            if part is not None:
-                total = part if total is None else list(map(add, total, part))
-        if total is None:
+    def clause_scores(self, clause: _Clause) -> tuple[array | dict[int, float], array] | None:
+        """A clause's score per document (the sum over its alternatives, as Whoosh's Or sums them) and its documents
+        ordered best first (ties by document number), kept per generation: a one-word query then only walks the
+        head of that order until it has a page of visible, filtered hits."""
+        key = clause.alternatives or clause.phrase
+        found = self._clauses.recall(key)
+        if found is not None:
+            return found
+        parts = [self.scores(name, text) for name, text in clause.alternatives or [("de", t) for t in clause.phrase]]
+        parts = [part for part in parts if part is not None]
+        if not parts:
             return None
-        return [(-negated, score) for score, negated in nlargest(wanted, zip(total, map(neg, docs), strict=True))]
+        dense = [part for part in parts if isinstance(part, array)]
+        sparse = [part for part in parts if not isinstance(part, array)]
+        total: array | dict[int, float]
+        if dense:
+            total = array("d", dense[0]) if len(parts) > 1 else dense[0]
+            for part in dense[1:]:
+                total = array("d", map(add, total, part))
+            for part in sparse:
+                for docnum, value in part.items():
+                    total[docnum] += value
+        else:
+            total = dict(sparse[0]) if len(sparse) > 1 else sparse[0]
+            for part in sparse[1:]:
+                for docnum, value in part.items():
+                    total[docnum] = total.get(docnum, 0.0) + value
+        mask = 0  # every document with a score: deleted ones too, the matched flags leave those out
+        for name, text in clause.alternatives or [("de", term) for term in clause.phrase]:
+            mask |= self.term(name, text)
+        docs = array("I", compress(range(self.size), _flags(mask, self.size)))
+        order = array("I", sorted(docs, key=total.__getitem__, reverse=True))  # stable: ties keep docnum order
+        return self._clauses.remember(key, (total, order))
+
+    def rank(self, docs: list[int], flags: bytes, clauses: list[_Clause],
+             wanted: int) -> list[tuple[int, float]] | None:
+        """The best ``wanted`` of the matched ``docs`` (``flags``) by BM25F over the German and English fields (a
+        phrase counts as its German terms), ties by document number: the order Whoosh's own search gives. None when
+        nothing can be scored."""
+        scored = [found for found in map(self.clause_scores, clauses) if found is not None]
+        if not scored:
+            return None
+        if len(scored) == 1:
+            total, order = scored[0]
+            best = list(islice(compress(order, map(flags.__getitem__, order)), wanted))
+            return [(docnum, total[docnum]) for docnum in best]
+        sums: list[float] | None = None
+        for total, _ in scored:
+            values = map(total.__getitem__, docs) if isinstance(total, array) else map(total.get, docs, repeat(0.0))
+            sums = list(values) if sums is None else list(map(add, sums, values))
+        assert sums is not None
+        if len(sums) > wanted:
+            threshold = nlargest(wanted, sums)[-1]
+            keep = list(compress(range(len(sums)), map(ge, sums, repeat(threshold))))
+        else:
+            keep = list(range(len(sums)))
+        best = sorted(keep, key=lambda i: (-sums[i], docs[i]))[:wanted]
+        return [(docs[i], sums[i]) for i in best]
 
     # order ------------------------------------------------------------------------------------------------------
     def keys(self, column: str) -> list[int]:
@@ -1029,31 +1070,41 @@ class _Generation:
                 found.update(segment.reader.terms_within(fieldname, text, distance, prefix=1))
         return found
 
-    def correct(self, word: str, visible: int) -> str | None:
-        """The nearest word that occurs in a photo this viewer may see (never a word only an unpublished caption
-        has): fewest edits first, then the most visible photos."""
-        for distance in range(1, _max_edits(word) + 1):
+    def correct(self, clause: _Clause, visible: int) -> str | None:
+        """The nearest word in the photos this viewer may see: the German stem fewest edits away (then the one in
+        most visible photos), shown as it is written in one of those visible photos. So a suggestion can never be
+        a word that only an unpublished caption has."""
+        stem = clause.alternatives[0][1]
+        for distance in range(1, _max_edits(clause.surface) + 1):
             ranked = []
-            for candidate in sorted(self.within("words", word, distance) - {word})[:200]:
-                count = (self.term("words", candidate) & visible).bit_count()
-                if count:
-                    ranked.append((-count, candidate))
-            if ranked:
-                return min(ranked)[1]
+            for candidate in sorted(self.within("de", stem, distance) - {stem})[:200]:
+                mask = self.term("de", candidate) & visible
+                if mask:
+                    ranked.append((-mask.bit_count(), candidate, mask))
+            for _, candidate, mask in sorted(ranked)[:3]:
+                written = self.written(candidate, mask)
+                if written:
+                    return written
         return None
 
+    def written(self, stem: str, mask: int) -> str | None:
+        """How the word with this stem is most often written in (up to 20 of) the given documents."""
+        forms: Counter[str] = Counter()
+        for docnum in islice(compress(range(self.size), _flags(mask, self.size)), 20):
+            stored = self.searcher.stored_fields(docnum)
+            text = "\n".join(stored.get(name) or "" for name in ("title", "caption", "more"))
+            forms.update(text[t.startchar:t.endchar] for t in _DE(text, chars=True) if t.text == stem)
+        return min(forms, key=lambda form: (-forms[form], form)) if forms else None
+
     def fuzzy(self, clause: _Clause) -> _Clause:
-        """Edit distance 1–2 (by word length), first letter fixed, on the stems and on the words as written."""
-        if clause.phrase:
-            return clause
-        edits = _max_edits(clause.word or clause.surface)
-        if not edits:
+        """Edit distance 1–2 (by the typed word's length), first letter fixed, on the German and English stems."""
+        edits = _max_edits(clause.surface)
+        if clause.phrase or not edits:
             return clause
         alternatives = set(clause.alternatives)
-        sources = [*clause.alternatives, ("words", clause.word)] if clause.word else list(clause.alternatives)
-        for name, text in sources:
+        for name, text in clause.alternatives:
             alternatives.update((name, found) for found in sorted(self.within(name, text, edits))[:64])
-        return _Clause(alternatives=tuple(sorted(alternatives)), surface=clause.surface, word=clause.word)
+        return _Clause(alternatives=tuple(sorted(alternatives)), surface=clause.surface)
 
     # stamps -----------------------------------------------------------------------------------------------------
     def stamps(self) -> dict[int, str]:
@@ -1069,11 +1120,11 @@ class _Generation:
 
 
 def _highlight_terms(clauses: list[_Clause]) -> dict[str, set[str]]:
-    terms: dict[str, set[str]] = {"de": set(), "en": set(), "words": set()}
+    terms: dict[str, set[str]] = {"de": set(), "en": set()}
     for clause in clauses:
         terms["de"].update(clause.phrase)
         for name, text in clause.alternatives:
-            terms["de" if name == "dep" else name].add(text)
+            terms[name].add(text)
     return terms
 
 
@@ -1103,6 +1154,11 @@ def _release(error: BaseException) -> None:
 # --------------------------------------------------------------------------------------------------------------------
 # The index
 
+# A rebuild writes one segment per 10 000 photos, each sorted in memory: one big segment would overflow Whoosh's
+# posting pool and spill every posting through pickled temporary files (~40 % of the time). Big segments are never
+# merged again by later commits (Whoosh merges only small ones), and searching 10 segments costs little here.
+_SEGMENT_DOCS = 10_000
+_BUILD_MB = 256  # Whoosh's estimate for the pool of one segment; the real peak of a rebuild is ~150 MB
 _GENERATION = re.compile(r"gen-(\d{6,})-[0-9a-f]{8}")
 
 
@@ -1194,7 +1250,7 @@ class SearchIndex:
         temporary.mkdir()
         try:
             ix = whoosh_index.create_in(str(temporary), _schema())
-            writer = ix.writer(limitmb=128)  # Whoosh's estimate: the real peak is ~1.3x; more spills to disk, not RAM
+            writer = ix.writer(limitmb=_BUILD_MB)
             count = 0
             seen: set[int] = set()
             try:
@@ -1204,11 +1260,14 @@ class SearchIndex:
                     seen.add(doc.id)
                     writer.add_document(**_document(doc))
                     count += 1
+                    if count % _SEGMENT_DOCS == 0:
+                        writer.commit(merge=False)
+                        writer = ix.writer(limitmb=_BUILD_MB)
                 writer.add_document(key=_META, position=int(position))
             except BaseException:
                 writer.cancel()
                 raise
-            writer.commit()
+            writer.commit(merge=False)
             ix.close()
             previous = self._current()
             name = self._next_name()
@@ -1329,7 +1388,7 @@ class SearchIndex:
         docs = list(compress(range(generation.size), flags)) if total else []
         facets = generation.facets(matched, flags, docs)
         if docs and sort == "relevance" and positive:
-            ranked = generation.rank(docs, positive, wanted)
+            ranked = generation.rank(docs, flags, positive, wanted)
         if ranked is None:
             keys = generation.keys("kold" if sort == "oldest" else "knew")
             ranked = [(docnum, 0.0) for docnum in nsmallest(wanted, docs, key=keys.__getitem__)]
@@ -1349,10 +1408,10 @@ class SearchIndex:
         something: every suggested word occurs in a photo this viewer may see."""
         fixes: dict[str, str] = {}
         for clause in positive:
-            if clause.phrase or not clause.word or generation.clause(clause) & visible:
+            if clause.phrase or generation.clause(clause) & visible:
                 continue
-            word = generation.correct(clause.word, visible)
-            if word and word != clause.word:
+            word = generation.correct(clause, visible)
+            if word and word.casefold() != clause.surface.casefold():
                 fixes[clause.surface] = word
         if not fixes:
             return None
