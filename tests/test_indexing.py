@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import io
 import shutil
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from archive.indexing import compare
 from archive.ingest import Ingest
@@ -136,3 +138,79 @@ def test_index_rebuilt_from_the_database_gives_the_same_results(app: Flask, clie
     assert app.test_cli_runner().invoke(args=["reindex"]).exit_code == 0
     app.extensions.pop("brucken.search", None)
     assert answers() == before and before[0][0] == 5
+
+
+def _many_photos(count: int) -> None:
+    """Rows straight into the database (no images needed for search), each with its outbox event."""
+    import hashlib
+    import random
+
+    rng = random.Random(7)
+    slugs = ["pasadena", "lorient", "havering", "sumgait"]
+    associations = {a.slug: a.id for a in db.session.scalars(select(Association))}
+    words = ["Brücke", "Rhein", "Nacht", "bridge", "river", "Fähre", "Hafen", "sunset", "Steg", "Ufer"]
+    for i in range(count):
+        photo = Photo(association_id=associations[rng.choice(slugs)],
+                      sha256=hashlib.sha256(str(i).encode()).hexdigest(),
+                      status=rng.choice([PhotoStatus.PUBLISHED, PhotoStatus.SUBMITTED]), original_key=f"originals/{i}",
+                      format="jpeg", mime_type="image/jpeg", size_bytes=1, width=1, height=1,
+                      caption=" ".join(rng.choices(words, k=6)))
+        db.session.add(photo)
+        db.session.flush()
+        db.session.add(OutboxEvent(topic="photo.changed", photo_id=photo.id))
+    db.session.commit()
+
+
+def test_facet_counts_equal_the_database(app: Flask, client: FlaskClient) -> None:
+    from collections import Counter
+
+    _many_photos(300)
+    get_jobs().enqueue_indexing()
+    body = client.get("/api/v1/search", query_string={"q": "Rhein"}).get_json()
+    published = db.session.scalars(select(Photo).where(Photo.status == PhotoStatus.PUBLISHED)
+                                   .options(selectinload(Photo.association))).all()
+    expected = Counter(p.association.slug for p in published if "Rhein" in p.caption.split())
+    assert body["total"] == sum(expected.values()) > 0
+    assert body["facets"]["association"] == dict(expected)
+
+
+def test_a_writer_killed_mid_batch_is_repaired_by_the_outbox(app: Flask, tmp_path: Path) -> None:
+    """SIGKILL the writer while it applies thousands of changes; the next run replays from the position
+    the index recorded, and the index then agrees with the database."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    _many_photos(3000)
+    settings = {k: app.config[k] for k in ("INSTANCE_DIR", "UPLOAD_DIR", "INDEX_DIR", "SECRET_KEY", "QUEUE",
+                                           "DATABASE_URL")}
+    code = (
+        "from tests.conftest import make_ready_app\n"
+        "from archive.models import db\n"
+        "from archive.indexing import apply_outbox\n"
+        "from archive.services import get_search_index\n"
+        f"app = make_ready_app({settings!r})\n"
+        "with app.app_context():\n"
+        "    print('start', flush=True)\n"
+        "    apply_outbox(db.session, get_search_index(), batch=100)\n"
+    )
+    writer = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent,
+                              stdout=subprocess.PIPE, text=True)
+    assert writer.stdout.readline().strip() == "start"
+    index = get_search_index()
+    deadline = time.monotonic() + 60
+    while (not index.exists() or index.position() == 0) and time.monotonic() < deadline:
+        time.sleep(0.05)  # let it commit at least one batch, then kill it in the middle of the next ones
+    time.sleep(0.3)
+    os.kill(writer.pid, signal.SIGKILL)
+    writer.wait()
+    writer.stdout.close()
+    assert 0 < index.position() < 3000, "the writer should have been killed part-way"
+    assert not compare(db.session, index).clean
+
+    from archive.indexing import apply_outbox
+
+    apply_outbox(db.session, index)  # the next run of the job
+    assert compare(db.session, index).clean
