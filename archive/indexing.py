@@ -3,6 +3,7 @@ writer (the job worker); `brucken reindex` rebuilds everything; `brucken search-
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -10,9 +11,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from .models import OutboxEvent, Photo
-from .search import SearchDoc, SearchIndex
+from .search import SearchDoc, SearchIndex, SearchUnavailable
 
 BATCH = 500
+
+log = logging.getLogger(__name__)
 
 
 def doc_for(photo: Photo) -> SearchDoc:
@@ -42,8 +45,11 @@ def apply_outbox(session: Session, index: SearchIndex, batch: int = BATCH) -> in
     """Apply every outbox event after the index's position, oldest first; returns how many were applied.
     Each batch is one index commit that also records the position, so a writer killed mid-way repeats at
     most one batch, and repeating is harmless (upserts and deletes of the current database state)."""
-    if not index.exists():
-        index.create()
+    if not _readable(index):
+        # Lost or damaged: rebuild from the database right here (search answers 503 meanwhile), then
+        # carry on with whatever the outbox holds beyond the rebuild's position.
+        log.warning("search index missing or unreadable: rebuilding it from the database")
+        rebuild(session, index)
     applied = 0
     while True:
         events = session.scalars(select(OutboxEvent).where(OutboxEvent.id > index.position())
@@ -55,6 +61,14 @@ def apply_outbox(session: Session, index: SearchIndex, batch: int = BATCH) -> in
         index.apply(((i, doc_for(photos[i]) if i in photos else None) for i in ids), position=events[-1].id)
         applied += len(events)
         session.rollback()  # end the read transaction: the next batch sees newer commits
+
+
+def _readable(index: SearchIndex) -> bool:
+    try:
+        index.position()
+    except SearchUnavailable:
+        return False
+    return index.exists()
 
 
 def _all_docs(session: Session) -> Iterator[SearchDoc]:

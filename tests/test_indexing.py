@@ -184,6 +184,7 @@ def test_a_writer_killed_mid_batch_is_repaired_by_the_outbox(app: Flask, tmp_pat
     import time
 
     _many_photos(3000)
+    get_search_index().create()  # an existing, empty index: the writer applies the outbox batch by batch
     settings = {k: app.config[k] for k in ("INSTANCE_DIR", "UPLOAD_DIR", "INDEX_DIR", "SECRET_KEY", "QUEUE",
                                            "DATABASE_URL")}
     code = (
@@ -214,3 +215,16 @@ def test_a_writer_killed_mid_batch_is_repaired_by_the_outbox(app: Flask, tmp_pat
 
     apply_outbox(db.session, index)  # the next run of the job
     assert compare(db.session, index).clean
+
+
+def test_the_writer_rebuilds_a_lost_or_damaged_index_by_itself(app: Flask, client: FlaskClient) -> None:
+    photo_id = archive_photo(app, "Brücke im Herbst")
+    publish(photo_id)
+    index_dir = Path(app.config["INDEX_DIR"])
+    for path in index_dir.rglob("*.seg"):
+        path.write_bytes(b"\0" * 64)  # damaged segments
+    app.extensions.pop("brucken.search", None)
+    assert client.get("/api/v1/search", query_string={"q": "Herbst"}).status_code == 503
+    get_jobs().enqueue_indexing()  # the next run of the writer (it also runs every minute)
+    app.extensions.pop("brucken.search", None)
+    assert search_ids(client, q="Herbst") == [photo_id]
