@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from . import media
 from .metadata import PhotoMetadata, read_metadata
 from .models import AuditEvent, Derivative, OutboxEvent, Photo, PhotoStatus, Tag, utcnow
-from .storage import ObjectNotFound, ObjectStore, StorageError
+from .storage import ObjectNotFound, ObjectStore, delete_best_effort
 
 log = logging.getLogger(__name__)
 
@@ -85,11 +85,7 @@ def process_photo(photo_id: int, session: Session, store: ObjectStore, settings:
     photo.processed_at = utcnow()
     session.add(OutboxEvent(topic="photo.changed", photo_id=photo.id))
     session.commit()
-    for key in replaced:
-        try:
-            store.delete(key)
-        except StorageError:
-            log.warning("could not remove replaced derivative %s; reconcile will", key)
+    delete_best_effort(store, replaced)
     return photo
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .models import AuditEvent, Derivative, OutboxEvent, Photo, PhotoStatus, utcnow
-from .storage import ObjectNotFound, ObjectStore, StorageError
+from .storage import ObjectNotFound, ObjectStore, StorageError, delete_best_effort
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +29,7 @@ def discard_photo(session: Session, store: ObjectStore, photo: Photo, *, reason:
     session.add(OutboxEvent(topic="photo.deleted", photo_id=photo.id))
     session.delete(photo)
     session.commit()
-    for key in keys:
-        try:
-            store.delete(key)
-        except StorageError:
-            log.warning("could not delete %s; reconcile will", key)
+    delete_best_effort(store, keys)
 
 
 @dataclass

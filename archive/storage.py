@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import re
 import socket
@@ -22,7 +23,7 @@ import tempfile
 import threading
 import unicodedata
 import urllib.parse
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,6 +45,8 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
 
 from archive.errors import ArchiveError
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "LocalStore",
@@ -177,6 +180,15 @@ def _naive_utc(moment: datetime | None) -> datetime | None:
     if moment is None:
         return None
     return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def delete_best_effort(store: ObjectStore, keys: Iterable[str]) -> None:
+    """Delete objects no row points to any more; one that cannot be deleted now is left for reconcile."""
+    for key in keys:
+        try:
+            store.delete(key)
+        except StorageError as exc:
+            log.warning("could not delete %s (%s); reconcile will", key, exc)
 
 
 def content_key(sha256_hex: str) -> str:
