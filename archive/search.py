@@ -43,6 +43,7 @@ import unicodedata
 import uuid
 import warnings
 from array import array
+from bisect import bisect_left
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields, replace
@@ -639,14 +640,26 @@ def _column(reader: Any, name: str, size: int, column: Any = None) -> list[Any]:
 
 
 class _LRU(OrderedDict):
-    def __init__(self, size: int) -> None:
+    """Least recently used first out, bounded by a count and, when ``budget`` (bytes) is given, by the rough size
+    of what it keeps (``_cost``)."""
+
+    def __init__(self, size: int, budget: int | None = None) -> None:
         super().__init__()
         self.size = size
+        self.budget = budget
+        self.used = 0
+        self.costs: dict[Any, int] = {}
 
     def remember(self, key: Any, value: Any) -> Any:
+        if self.budget is not None:
+            self.used -= self.costs.pop(key, 0)
+            cost = self.costs[key] = _cost(value)
+            self.used += cost
         self[key] = value
-        if len(self) > self.size:
-            self.popitem(last=False)
+        self.move_to_end(key)
+        while len(self) > self.size or (self.budget is not None and self.used > self.budget and len(self) > 1):
+            old, _ = self.popitem(last=False)
+            self.used -= self.costs.pop(old, 0)
         return value
 
     def recall(self, key: Any) -> Any:
@@ -654,6 +667,17 @@ class _LRU(OrderedDict):
         if value is not None:
             self.move_to_end(key)
         return value
+
+
+def _cost(value: Any) -> int:
+    """Rough bytes of a cached value: arrays by their items, dicts ~100 bytes per entry, tuples summed."""
+    if isinstance(value, array):
+        return len(value) * value.itemsize
+    if isinstance(value, dict):
+        return 100 * len(value)
+    if isinstance(value, tuple):
+        return sum(map(_cost, value))
+    return 64
 
 
 class _Segment:
@@ -664,7 +688,7 @@ class _Segment:
         self.reader = reader
         self.size = reader.doc_count_all()
         self.masks = _LRU(1024)  # a mask costs up to size/8 bytes (12.5 kB per 100 000 documents)
-        self.postings = _LRU(16)  # 12 bytes per posting
+        self.postings = _LRU(4096, 24 << 20)  # 12 bytes per posting: every text term of a 10 000 segment
         self.lexicons: dict[str, list[str]] = {}
         self.facet_masks: dict[str, dict[str, int]] = {}
         self.facet_pairs: dict[str, tuple[array, array, list[str]]] = {}
@@ -777,8 +801,9 @@ class _Generation:
         self._normalized: dict[str, dict[str, list[str]]] = {}
         self._keys: dict[str, list[int]] = {}
         self._norms: dict[str, array] = {}
-        self._scores = _LRU(16)  # a common term's scores cost 8 bytes per document
-        self._clauses = _LRU(32)  # a clause's scores (8 bytes per document) and its documents best first
+        self._scores = _LRU(256, 64 << 20)  # a common term's scores cost 8 bytes per document
+        self._clauses = _LRU(256, 128 << 20)  # a clause's scores (8 bytes per document) and its documents best first
+        self._stats: dict[tuple[str, str], tuple[float, bool] | None] = {}
         self._pair_cache: dict[str, tuple[array, array, list[str]]] = {}
 
     # masks ------------------------------------------------------------------------------------------------------
@@ -1028,23 +1053,92 @@ class _Generation:
         order = array("I", sorted(docs, key=total.__getitem__, reverse=True))  # stable: ties keep docnum order
         return self._clauses.remember(key, (total, order))
 
+    def stats(self, fieldname: str, text: str) -> tuple[float, bool] | None:
+        """BM25's idf of a term and whether scores() keeps its scores densely (which decides the order in which
+        clause_scores() adds a clause's alternatives); None when the term scores nothing."""
+        key = (fieldname, text)
+        if key not in self._stats:
+            found = None
+            if fieldname in _SCORED:
+                frequency = self.searcher.doc_frequency(fieldname, text)
+                if frequency:
+                    idf = log(self.searcher.doc_count_all() / (frequency + 1)) + 1
+                    found = (idf, frequency * 8 > self.size)
+            self._stats[key] = found
+        return self._stats[key]
+
+    def matched_scores(self, clause: _Clause, docs: list[int], flags: bytes) -> list[float] | None:
+        """A clause's score for each of the matched ``docs`` only, equal to clause_scores() (same operations, in the
+        same order): the postings' weights are read for the matched documents alone (a binary search per document
+        when few matched, else one C-speed pass over the postings), so a rare word next to a common one costs little.
+        """
+        parts = []
+        for name, text in clause.alternatives or [("de", term) for term in clause.phrase]:
+            found = self.stats(name, text)
+            if found is not None:
+                parts.append((name, text, found))
+        if not parts:
+            return None
+        parts.sort(key=lambda part: not part[2][1])  # dense parts first, as clause_scores() adds them
+        plus_one = _K1 + 1
+        total: list[float] | None = None
+        for name, text, (idf, _) in parts:
+            norms = self.norms(name)
+            part: dict[int, float] = {}
+            for segment, offset in self.leaves:
+                ids, weights = segment.weighted(name, text)
+                if not ids:
+                    continue
+                low, high = bisect_left(docs, offset), bisect_left(docs, offset + segment.size)
+                if low == high:
+                    continue
+                if (high - low) * 16 < len(ids):  # few matched here: look each one up
+                    size = len(ids)
+                    chosen_ids, chosen_weights = [], []
+                    for docnum in islice(docs, low, high):
+                        at = bisect_left(ids, docnum - offset)
+                        if at < size and ids[at] == docnum - offset:
+                            chosen_ids.append(docnum)
+                            chosen_weights.append(weights[at])
+                    gids: Any = chosen_ids
+                    found_weights: Any = chosen_weights
+                else:
+                    local = flags[offset:offset + segment.size]
+                    selector = bytes(map(local.__getitem__, ids))
+                    found_weights = list(compress(weights, selector))
+                    chosen = compress(ids, selector)
+                    gids = list(map(add, chosen, repeat(offset)) if offset else chosen)
+                # idf * ((tf * (K1 + 1)) / (tf + norm)), as scores() computes it
+                values = map(mul, repeat(idf), map(truediv, map(mul, found_weights, repeat(plus_one)),
+                                                   map(add, found_weights, map(norms.__getitem__, gids))))
+                part.update(zip(gids, values, strict=False))
+            column = map(part.get, docs, repeat(0.0))
+            total = list(column) if total is None else list(map(add, total, column))
+        return total
+
     def rank(self, docs: list[int], flags: bytes, clauses: list[_Clause],
              wanted: int) -> list[tuple[int, float]] | None:
         """The best ``wanted`` of the matched ``docs`` (``flags``) by BM25F over the German and English fields (a
         phrase counts as its German terms), ties by document number: the order Whoosh's own search gives. None when
-        nothing can be scored."""
-        scored = [found for found in map(self.clause_scores, clauses) if found is not None]
-        if not scored:
-            return None
-        if len(scored) == 1:
-            total, order = scored[0]
-            best = list(islice(compress(order, map(flags.__getitem__, order)), wanted))
-            return [(docnum, total[docnum]) for docnum in best]
+        nothing can be scored. A single clause walks its cached order; several clauses score just the matched
+        documents (their intersection) and pick the top ``wanted`` with a heap."""
+        if len(clauses) == 1:
+            key = clauses[0].alternatives or clauses[0].phrase
+            if key in self._clauses or len(docs) * 16 > self.size:
+                found = self.clause_scores(clauses[0])
+                if found is None:
+                    return None
+                total, order = found
+                best = list(islice(compress(order, map(flags.__getitem__, order)), wanted))
+                return [(docnum, total[docnum]) for docnum in best]
         sums: list[float] | None = None
-        for total, _ in scored:
-            values = map(total.__getitem__, docs) if isinstance(total, array) else map(total.get, docs, repeat(0.0))
-            sums = list(values) if sums is None else list(map(add, sums, values))
-        assert sums is not None
+        for clause in clauses:
+            values = self.matched_scores(clause, docs, flags)
+            if values is None:
+                continue
+            sums = values if sums is None else list(map(add, sums, values))
+        if sums is None:
+            return None
         if len(sums) > wanted:
             threshold = nlargest(wanted, sums)[-1]
             keep = list(compress(range(len(sums)), map(ge, sums, repeat(threshold))))

@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 import threading
+from array import array
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -630,3 +631,28 @@ def index_hits(search_index: SearchIndex, query: SearchQuery, viewer: Viewer) ->
         if page >= result.pages:
             return [(hit.id, hit.score) for hit in hits]
         page += 1
+
+
+def test_scoring_only_the_matched_documents_equals_the_cached_per_clause_scores(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A query's scores are computed for its matched documents only (binary search per document when few matched,
+    a pass over the postings when many did): the same floats as the full per-clause score arrays, in every segment,
+    with deletions, for words and phrases."""
+    monkeypatch.setattr(search_module, "_SEGMENT_DOCS", 70)
+    rng = random.Random(99)
+    docs = [photo(i, " ".join(rng.choice(VOCABULARY) for _ in range(rng.randint(1, 14)))) for i in range(1, 301)]
+    search_index = SearchIndex(tmp_path / "index")
+    search_index.rebuild(docs[:250], position=1)
+    search_index.apply([(d.id, d) for d in docs[250:]] + [(i, None) for i in range(3, 90, 5)], position=2)
+    with search_index._reading() as generation:
+        for text in ["Brücke", "Rhein Nacht", "bridges fog", '"Brücke über den Rhein"', "Stahl Bogen Hafen"]:
+            positive, _ = search_module._clauses(text)
+            matched = generation.text(positive, []) & generation.visible(VISITOR, ())
+            everything = [n for n in range(generation.size) if matched >> n & 1]
+            for subset in (everything, everything[::9]):
+                mask = sum(1 << n for n in subset)
+                flags = search_module._flags(mask, generation.size)
+                for clause in positive:
+                    total, _ = generation.clause_scores(clause)
+                    expected = [total[n] if isinstance(total, array) else total.get(n, 0.0) for n in subset]
+                    assert generation.matched_scores(clause, subset, flags) == expected, (text, len(subset))
