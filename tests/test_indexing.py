@@ -228,3 +228,17 @@ def test_the_writer_rebuilds_a_lost_or_damaged_index_by_itself(app: Flask, clien
     get_jobs().enqueue_indexing()  # the next run of the writer (it also runs every minute)
     app.extensions.pop("brucken.search", None)
     assert search_ids(client, q="Herbst") == [photo_id]
+
+
+def test_curators_filter_by_status_on_the_page(app: Flask, client: FlaskClient, people: dict[str, Any]) -> None:
+    shown = archive_photo(app, "Brücke am Abend", color=(50, 60, 70))
+    waiting = archive_photo(app, "Brücke am Morgen", color=(70, 60, 50))
+    publish(shown)
+    login(client, "cora")
+    page = client.get("/search", query_string={"q": "Brücke", "status": "published"}).get_data(as_text=True)
+    assert f"/photos/{shown}" in page and f"/photos/{waiting}" not in page
+    assert '<option value="published" selected>' in page
+    everything = client.get("/search", query_string={"q": "Brücke", "status": ""}).get_data(as_text=True)
+    assert f"/photos/{shown}" in everything and f"/photos/{waiting}" in everything
+    client.post("/logout")
+    assert 'name="status"' not in client.get("/search", query_string={"q": "Brücke"}).get_data(as_text=True)

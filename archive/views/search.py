@@ -10,7 +10,7 @@ from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from ..models import Association, Photo, db
+from ..models import Association, Photo, PhotoStatus, db
 from ..search import SearchQuery, SearchResult, SearchUnavailable, Viewer, parse_query
 from ..services import get_search_index
 
@@ -32,7 +32,7 @@ def viewer() -> Viewer:
 
 
 def _active() -> dict[str, list[str]]:
-    return {name: request.args.getlist(name) for name in FILTERS if request.args.getlist(name)}
+    return {name: values for name in FILTERS if (values := [v for v in request.args.getlist(name) if v])}
 
 
 def _query(active: dict[str, list[str]]) -> SearchQuery:
@@ -79,7 +79,8 @@ def page() -> Any:
 
     return render_template("search/page.html", result=result, photos=photos, raw=request.args.get("q", ""),
                            active=active, sort=request.args.get("sort", "relevance"), facet_labels=FACET_LABELS,
-                           toggle=toggle, page_url=page_url, facet_value=facet_value, unavailable=None)
+                           toggle=toggle, page_url=page_url, facet_value=facet_value, unavailable=None,
+                           statuses=[s.value for s in PhotoStatus])
 
 
 def _url(args: dict[str, list[str]], **extra: Any) -> str:
