@@ -6,8 +6,6 @@ from typing import Any
 
 from flask import Flask, current_app, g, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
-from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from .errors import Refusal, Unavailable, database_unavailable
@@ -51,9 +49,6 @@ def init_app(app: Flask) -> None:
     def _refusal(error: Refusal) -> Any:
         return _answer(error)
 
-    @app.errorhandler(OperationalError)
-    @app.errorhandler(InterfaceError)
-    @app.errorhandler(PoolTimeout)
     def _database(error: Exception) -> Any:
         from .auth import login_manager
         from .models import db
@@ -63,6 +58,11 @@ def init_app(app: Flask) -> None:
         # The page must render without the database: show it as to a visitor.
         g._login_user = login_manager.anonymous_user()
         return _answer(database_unavailable())
+
+    from .models import DATABASE_UNAVAILABLE
+
+    for kind in DATABASE_UNAVAILABLE:
+        app.register_error_handler(kind, _database)
 
     @app.errorhandler(CSRFError)
     def _csrf(_error: CSRFError) -> Any:

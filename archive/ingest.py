@@ -17,13 +17,12 @@ from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from . import media
 from .errors import Refusal, Unavailable, database_unavailable
-from .models import Association, AuditEvent, Photo, PhotoStatus, User
+from .models import DATABASE_UNAVAILABLE, Association, AuditEvent, Photo, PhotoStatus, User
 from .storage import ObjectStore, StorageError, content_key
 
 log = logging.getLogger(__name__)
@@ -129,7 +128,7 @@ class Ingest:
             return self._archive(staged, filename, association, uploader)
         except Refusal as refusal:
             return IngestResult("refused", filename, refusal=refusal)
-        except (OperationalError, InterfaceError, PoolTimeout) as error:
+        except DATABASE_UNAVAILABLE as error:
             # Locked past the busy timeout, or the server gone: this file is not kept; the next may be.
             self.session.rollback()
             log.warning("database unavailable while archiving %s: %s", filename, error)

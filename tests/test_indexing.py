@@ -100,7 +100,10 @@ def test_a_lost_index_is_a_503_until_reindex(app: Flask, client: FlaskClient) ->
     app.extensions.pop("brucken.search", None)
     page = client.get("/search", query_string={"q": "Freundschaft"})
     assert page.status_code == 503 and "neu aufgebaut" in page.get_data(as_text=True)
-    assert client.get("/api/v1/search", query_string={"q": "x"}).status_code == 503
+    api = client.get("/api/v1/search", query_string={"q": "x"})
+    assert api.status_code == 503 and api.headers["Retry-After"] == "60"
+    assert api.get_json()["error"]["code"] == "search_unavailable"
+    assert page.headers["Retry-After"] == "60"
 
     result = app.test_cli_runner().invoke(args=["reindex"])
     assert result.exit_code == 0, result.output

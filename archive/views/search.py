@@ -10,6 +10,8 @@ from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from ..errors import Unavailable
+from ..errors_web import language
 from ..models import Association, Photo, PhotoStatus, db
 from ..search import SearchQuery, SearchResult, SearchUnavailable, Viewer, parse_query
 from ..services import get_search_index
@@ -20,8 +22,12 @@ bp = Blueprint("search", __name__)
 FILTERS = ("association", "partner_city", "place", "tag", "photographer", "licence", "year", "status")
 FACET_LABELS = [("association", "Verein"), ("partner_city", "Partnerstadt"), ("place", "Ort / Brücke"),
                 ("year", "Jahr"), ("tag", "Schlagwort"), ("photographer", "Fotograf:in"), ("licence", "Lizenz")]
-UNAVAILABLE = ("Die Suche wird gerade neu aufgebaut. Bitte versuchen Sie es in ein paar Minuten noch einmal. / "
-               "Search is being rebuilt. Please try again in a few minutes.")
+
+
+def search_unavailable() -> Unavailable:
+    return Unavailable("search_unavailable",
+                       "Die Suche wird gerade neu aufgebaut. Bitte versuchen Sie es in ein paar Minuten noch einmal.",
+                       "Search is being rebuilt. Please try again in a few minutes.", retry_after=60)
 
 
 def viewer() -> Viewer:
@@ -49,7 +55,7 @@ def _query(active: dict[str, list[str]]) -> SearchQuery:
     )
 
 
-def _run() -> tuple[SearchResult | None, dict[str, list[str]]]:
+def _run() -> tuple[SearchResult, dict[str, list[str]]]:
     active = _active()
     return get_search_index().search(_query(active), viewer()), active
 
@@ -59,8 +65,11 @@ def page() -> Any:
     try:
         result, active = _run()
     except SearchUnavailable:
-        return render_template("search/page.html", result=None, unavailable=UNAVAILABLE, raw=request.args.get("q", ""),
-                               active={}, sort="relevance"), 503, {"Retry-After": "60"}
+        # The search page itself stays, with the reason where the hits would be.
+        refusal = search_unavailable()
+        return (render_template("search/page.html", result=None, unavailable=refusal.message(language()),
+                                raw=request.args.get("q", ""), active={}, sort="relevance"),
+                refusal.status, {"Retry-After": str(refusal.retry_after)})
     photos = {p.id: p for p in db.session.scalars(
         select(Photo).where(Photo.id.in_([h.id for h in result.hits])).options(selectinload(Photo.derivatives)))}
     names = {slug: name for slug, name in db.session.execute(select(Association.slug, Association.name))}
@@ -96,9 +105,8 @@ def _url(args: dict[str, list[str]], **extra: Any) -> str:
 def api() -> Any:
     try:
         result, _active = _run()
-    except SearchUnavailable:
-        return jsonify({"error": {"code": "search_unavailable", "de": UNAVAILABLE.split(" / ")[0],
-                                  "en": UNAVAILABLE.split(" / ")[1]}}), 503, {"Retry-After": "60"}
+    except SearchUnavailable as error:
+        raise search_unavailable() from error  # answered as JSON with Retry-After by errors_web
     return jsonify({
         "total": result.total,
         "page": result.page,
