@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from .models import OutboxEvent, Photo
-from .search import SearchDoc, SearchIndex, SearchUnavailable
+from .models import Association, OutboxEvent, Photo, PhotoStatus
+from .search import SearchDoc, SearchIndex, SearchUnavailable, Viewer
 
 BATCH = 500
 
@@ -19,7 +19,11 @@ log = logging.getLogger(__name__)
 
 
 def doc_for(photo: Photo) -> SearchDoc:
-    """What search knows of a photo. Places and licences arrive with the curators' workflow."""
+    """What search knows of a photo: its words in every language (German first), place, licence and facets."""
+    from .workflow import licence_label
+
+    other_titles = [t.title for t in photo.translations if t.title]
+    other_captions = [t.caption for t in photo.translations if t.caption]
     return SearchDoc(
         id=photo.id,
         status=str(photo.status),
@@ -28,16 +32,34 @@ def doc_for(photo: Photo) -> SearchDoc:
         partner_city=photo.association.partner_city,
         taken_at=photo.taken_at,
         created_at=photo.created_at,
-        title=photo.title or photo.original_filename,
-        caption=photo.caption,
+        title=" · ".join([photo.title or photo.original_filename, *other_titles]),
+        caption="\n".join(part for part in (photo.caption, *other_captions) if part),
         tags=tuple(tag.name for tag in photo.tags),
         photographer=photo.credit,
+        place=photo.place.label if photo.place else "",
+        licence=licence_label(photo.licence),
     )
+
+
+def not_yet_hidden(session: Session, viewer: Viewer, position: int) -> set[int]:
+    """Photos the index still shows but ``viewer`` may no longer see: changed after ``position`` (the last outbox
+    event the index applied) and now unpublished or gone. Search leaves them out until the writer catches up, so
+    an unpublished photo leaves public search in the very request that unpublished it."""
+    changed = set(session.scalars(select(OutboxEvent.photo_id).where(OutboxEvent.id > position,
+                                                                     OutboxEvent.photo_id.is_not(None))))
+    if not changed:
+        return set()
+    rows = session.execute(select(Photo.id, Photo.status, Association.slug).join(Photo.association)
+                           .where(Photo.id.in_(changed)))
+    still_visible = {photo_id for photo_id, status, slug in rows
+                     if status == PhotoStatus.PUBLISHED or slug == viewer.association}
+    return changed - still_visible
 
 
 def _load(session: Session, ids: list[int]) -> dict[int, Photo]:
     photos = session.scalars(select(Photo).where(Photo.id.in_(ids))
-                             .options(selectinload(Photo.association), selectinload(Photo.tags)))
+                             .options(selectinload(Photo.association), selectinload(Photo.tags),
+                                      selectinload(Photo.place), selectinload(Photo.translations)))
     return {photo.id: photo for photo in photos}
 
 

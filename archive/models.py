@@ -7,12 +7,12 @@ rows (through the outbox), the staging area is transient.
 from __future__ import annotations
 
 import enum
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from flask_login import UserMixin
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import JSON, ForeignKey, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Date, ForeignKey, Index, MetaData, String, Text, UniqueConstraint
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -49,7 +49,8 @@ class Role(enum.StrEnum):
 
 
 class PhotoStatus(enum.StrEnum):
-    """Where a photo stands. The curators' lifecycle (issue: workflow) builds on SUBMITTED."""
+    """Where a photo stands. Processing ends in SUBMITTED (or FAILED); from there only
+    ``archive.workflow.transition`` moves a photo, along the paths it allows."""
 
     PROCESSING = "processing"  # original stored, derivatives not made yet
     SUBMITTED = "submitted"  # processed; waiting for review
@@ -59,6 +60,28 @@ class PhotoStatus(enum.StrEnum):
     REJECTED = "rejected"
     WITHDRAWN = "withdrawn"
     FAILED = "failed"  # stored, but no image could be made from it
+
+
+class Licence(enum.StrEnum):
+    CC_BY = "cc-by-4.0"
+    CC_BY_SA = "cc-by-sa-4.0"
+    CC0 = "cc0-1.0"
+    PROJECT_ONLY = "project-only"  # only for Fotoprojekt Brücken exhibitions and website
+
+
+class PeopleShown(enum.StrEnum):
+    """Identifiable people in the photo, and the legal basis for showing them (KUG §22/23, DSGVO Art. 6)."""
+
+    NONE = "none"
+    CONSENT = "consent"  # identifiable, with consent on file (see Consent)
+    PUBLIC_EVENT = "public_event"  # identifiable, at a public event (KUG §23), with a curator's justification
+    UNKNOWN = "unknown"  # nobody has said yet: not publishable
+
+
+class ConsentScope(enum.StrEnum):
+    WEB = "web"
+    EXHIBITION = "exhibition"
+    PRINT = "print"
 
 
 def _enum(kind: type[enum.Enum], length: int = 20) -> Any:
@@ -77,6 +100,7 @@ class Association(db.Model):
     name: Mapped[str] = mapped_column(String(200))
     partner_city: Mapped[str] = mapped_column(String(120))
     country: Mapped[str] = mapped_column(String(120), default="")
+    contact: Mapped[str] = mapped_column(String(300), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     members: Mapped[list[User]] = relationship(back_populates="association")
@@ -120,10 +144,33 @@ photo_tags = db.Table(
 
 
 class Tag(db.Model):
+    """A word for finding photos. Controlled tags are the curators' vocabulary; the others are free keywords
+    (typed by members, or read from the file's IPTC/XMP keywords)."""
+
     __tablename__ = "tags"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
+    controlled: Mapped[bool] = mapped_column(default=False, server_default="0")
+
+
+class Place(db.Model):
+    """A place or bridge from the curators' list. Public pages show its name and its coordinates, never a
+    photo's own GPS position."""
+
+    __tablename__ = "places"
+    __table_args__ = (UniqueConstraint("name", "city"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    city: Mapped[str] = mapped_column(String(120))
+    lat: Mapped[float | None]
+    lon: Mapped[float | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}, {self.city}" if self.city and self.city not in self.name else self.name
 
 
 class Photo(db.Model):
@@ -153,6 +200,19 @@ class Photo(db.Model):
     credit: Mapped[str] = mapped_column(String(200), default="")
     copyright: Mapped[str] = mapped_column(String(300), default="")
 
+    alt_text: Mapped[str] = mapped_column(Text, default="", server_default="")
+
+    # The rights bundle: complete before publication (archive.workflow.publication_gaps).
+    licence: Mapped[Licence | None] = mapped_column(_enum(Licence))
+    people: Mapped[PeopleShown] = mapped_column(_enum(PeopleShown), default=PeopleShown.UNKNOWN,
+                                                server_default=PeopleShown.UNKNOWN.value)
+    minors: Mapped[bool | None]  # None: not stated yet
+    public_event_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+    place_id: Mapped[int | None] = mapped_column(ForeignKey("places.id"), index=True)
+    # The latest curator decision's reason (returned, rejected, withdrawn), shown to the association.
+    status_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+    status_changed_at: Mapped[datetime | None]
+
     # Camera metadata as typed columns.
     taken_at: Mapped[datetime | None] = mapped_column(index=True)
     camera_make: Mapped[str | None] = mapped_column(String(100))
@@ -176,6 +236,13 @@ class Photo(db.Model):
         back_populates="photo", cascade="all, delete-orphan", order_by="Derivative.id"
     )
     tags: Mapped[list[Tag]] = relationship(secondary=photo_tags, order_by="Tag.name")
+    place: Mapped[Place | None] = relationship()
+    translations: Mapped[list[PhotoText]] = relationship(
+        back_populates="photo", cascade="all, delete-orphan", order_by="PhotoText.lang"
+    )
+    consents: Mapped[list[Consent]] = relationship(
+        back_populates="photo", cascade="all, delete-orphan", order_by="Consent.id"
+    )
 
     def derivative(self, size: str, fmt: str) -> Derivative | None:
         return next((d for d in self.derivatives if d.size == size and d.fmt == fmt), None)
@@ -190,6 +257,57 @@ class Photo(db.Model):
         if model.lower().startswith(make.lower()):
             make = ""  # "Canon Canon EOS 30D" reads badly
         return " ".join(part for part in (make, model) if part) or None
+
+
+class PhotoText(db.Model):
+    """Title, caption and alt text in a language other than German (German lives on the photo itself)."""
+
+    __tablename__ = "photo_texts"
+    __table_args__ = (UniqueConstraint("photo_id", "lang"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"), index=True)
+    lang: Mapped[str] = mapped_column(String(8))
+    title: Mapped[str] = mapped_column(String(300), default="")
+    caption: Mapped[str] = mapped_column(Text, default="")
+    alt_text: Mapped[str] = mapped_column(Text, default="")
+
+    photo: Mapped[Photo] = relationship(back_populates="translations")
+
+
+class Consent(db.Model):
+    """Consent on file from a person shown (or their guardian), with what it covers. Withdrawn consents stay
+    as a record; only active ones count."""
+
+    __tablename__ = "consents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"), index=True)
+    person: Mapped[str] = mapped_column(String(200))
+    by_guardian: Mapped[bool] = mapped_column(default=False)
+    given_on: Mapped[date] = mapped_column(Date)
+    scope_web: Mapped[bool] = mapped_column(default=False)
+    scope_exhibition: Mapped[bool] = mapped_column(default=False)
+    scope_print: Mapped[bool] = mapped_column(default=False)
+    reference: Mapped[str] = mapped_column(String(300), default="")  # where the signed form is kept
+    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    withdrawn_at: Mapped[datetime | None]
+    withdrawn_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    withdrawn_reason: Mapped[str] = mapped_column(Text, default="")
+
+    photo: Mapped[Photo] = relationship(back_populates="consents")
+
+    @property
+    def active(self) -> bool:
+        return self.withdrawn_at is None
+
+    def covers(self, scope: ConsentScope) -> bool:
+        return self.active and bool(getattr(self, f"scope_{scope.value}"))
+
+    @property
+    def scopes(self) -> list[ConsentScope]:
+        return [scope for scope in ConsentScope if getattr(self, f"scope_{scope.value}")]
 
 
 class Derivative(db.Model):
@@ -212,7 +330,8 @@ class Derivative(db.Model):
 
 
 class AuditEvent(db.Model):
-    """Who did what, when: every change of rights, consent or publication lands here."""
+    """Who did what, when: every change of rights, consent, status, ownership and roles lands here, with the
+    values before and after in ``detail``. Append-only: database triggers refuse UPDATE and DELETE."""
 
     __tablename__ = "audit_events"
 
@@ -221,7 +340,64 @@ class AuditEvent(db.Model):
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     action: Mapped[str] = mapped_column(String(60))
     photo_id: Mapped[int | None] = mapped_column(index=True)
+    # What else the event is about, when it is not a photo: "user", "association", "place", "tag", "token".
+    subject: Mapped[str | None] = mapped_column(String(20))
+    subject_id: Mapped[int | None]
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    actor: Mapped[User | None] = relationship()
+
+
+class Invitation(db.Model):
+    """A link an admin copies to a new person (purpose "invite") or to someone who forgot their password
+    ("reset"). Only the token's SHA-256 is stored; the link works once, until it expires."""
+
+    __tablename__ = "invitations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    purpose: Mapped[str] = mapped_column(String(10))
+    role: Mapped[Role | None] = mapped_column(_enum(Role))
+    association_id: Mapped[int | None] = mapped_column(ForeignKey("associations.id"))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))  # whose password a reset sets
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+    association: Mapped[Association | None] = relationship()
+    user: Mapped[User | None] = relationship(foreign_keys=[user_id])
+
+
+class ApiToken(db.Model):
+    """A personal token for scripts (Authorization: Bearer …). Only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(12))  # shown in lists, so people can tell tokens apart
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+    user: Mapped[User] = relationship()
+
+
+class LoginFailure(db.Model):
+    """Failed logins of the last minutes, counted per name and per address to slow down guessing. Kept in the
+    database so that every web process and host counts the same."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (Index("ix_login_failures_username_at", "username", "at"),
+                      Index("ix_login_failures_address_at", "address", "at"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(80))
+    address: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class OutboxEvent(db.Model):

@@ -45,7 +45,7 @@ import warnings
 from array import array
 from bisect import bisect_left
 from collections import Counter, OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from functools import lru_cache
@@ -1201,6 +1201,12 @@ class _Generation:
         return _Clause(alternatives=tuple(sorted(alternatives)), surface=clause.surface)
 
     # stamps -----------------------------------------------------------------------------------------------------
+    def position(self) -> int:
+        docnum = self.searcher.document_number(key=_META)
+        if docnum is None:
+            return 0
+        return int(self.searcher.stored_fields(docnum).get("position", 0))
+
     def stamps(self) -> dict[int, str]:
         stamps: dict[int, str] = {}
         for segment, _ in self.leaves:
@@ -1295,10 +1301,7 @@ class SearchIndex:
         """The id of the last outbox event applied; it is stored in the index's own commit (a meta document), so it
         can never disagree with the index content."""
         with self._reading() as generation:
-            docnum = generation.searcher.document_number(key=_META)
-            if docnum is None:
-                return 0
-            return int(generation.searcher.stored_fields(docnum).get("position", 0))
+            return generation.position()
 
     # writing ----------------------------------------------------------------------------------------------------
     def apply(self, changes: Iterable[tuple[int, SearchDoc | None]], position: int) -> None:
@@ -1451,17 +1454,26 @@ class SearchIndex:
         with self._reading() as generation:
             return generation.stamps()
 
-    def search(self, query: SearchQuery, viewer: Viewer) -> SearchResult:
-        """One page of what ``viewer`` may see. Raises SearchUnavailable when the index is missing or corrupt."""
+    def search(self, query: SearchQuery, viewer: Viewer,
+               hidden: Callable[[int], Iterable[int]] | None = None) -> SearchResult:
+        """One page of what ``viewer`` may see. Raises SearchUnavailable when the index is missing or corrupt.
+
+        ``hidden`` is asked with the index's position (the last outbox event applied) and names photos to leave
+        out although the index still shows them: a change committed after that position (a photo unpublished a
+        moment ago) hides the photo at once, not only when the writer has caught up."""
         query = replace(query, text=query.text or "", page=_int(query.page, 1, 1, 10_000),
                         per_page=_int(query.per_page, 20, 1, MAX_PER_PAGE),
                         sort=query.sort if query.sort in SORTS else "relevance")
         with self._reading() as generation:
-            return self._search(generation, query, viewer)
+            left_out = frozenset(hidden(generation.position())) if hidden is not None else frozenset()
+            return self._search(generation, query, viewer, left_out)
 
-    def _search(self, generation: _Generation, query: SearchQuery, viewer: Viewer) -> SearchResult:
+    def _search(self, generation: _Generation, query: SearchQuery, viewer: Viewer,
+                left_out: frozenset[int] = frozenset()) -> SearchResult:
         per_page, page, sort = query.per_page, query.page, query.sort
         visible = generation.visible(viewer, query.status if viewer.sees_everything else ())
+        for photo_id in left_out:
+            visible &= ~generation.term("key", _key(photo_id))
         allowed = visible & generation.filters(query) if visible else 0
         positive, negative = _clauses(query.text)
         matched = allowed & generation.text(positive, negative) if allowed else 0

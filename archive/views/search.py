@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 from urllib.parse import urlencode
 
@@ -12,6 +13,7 @@ from sqlalchemy.orm import selectinload
 
 from ..errors import Unavailable
 from ..errors_web import language
+from ..indexing import not_yet_hidden
 from ..models import Association, Photo, PhotoStatus, db
 from ..search import SearchQuery, SearchResult, SearchUnavailable, Viewer, parse_query
 from ..services import get_search_index
@@ -57,7 +59,9 @@ def _query(active: dict[str, list[str]]) -> SearchQuery:
 
 def _run() -> tuple[SearchResult, dict[str, list[str]]]:
     active = _active()
-    return get_search_index().search(_query(active), viewer()), active
+    seen_by = viewer()
+    hidden = None if seen_by.sees_everything else functools.partial(not_yet_hidden, db.session, seen_by)
+    return get_search_index().search(_query(active), seen_by, hidden), active
 
 
 @bp.get("/search")
