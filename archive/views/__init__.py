@@ -28,9 +28,9 @@ def decimal(value: float, digits: int = 1) -> str:
 
 def register_blueprints(app: Flask) -> None:
     from ..auth import can_manage
-    from . import auth, gallery, media, photos, search, upload
+    from . import account, admin, auth, curate, gallery, media, photos, search, upload
 
-    for module in (auth, gallery, media, photos, search, upload):
+    for module in (account, admin, auth, curate, gallery, media, photos, search, upload):
         app.register_blueprint(module.bp)
     app.jinja_env.globals.update(status_label=status_label, can_manage=can_manage)
     app.jinja_env.filters["decimal"] = decimal
