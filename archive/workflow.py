@@ -100,7 +100,7 @@ def can_edit(user: Any, photo: Photo) -> bool:
     """Curators and admins edit every photo; members their association's photos until they are published."""
     if is_staff(user):
         return True
-    return owns(user, photo) and photo.status not in (S.PUBLISHED, S.PROCESSING)
+    return owns(user, photo) and photo.status != S.PUBLISHED
 
 
 def forbidden() -> Refusal:

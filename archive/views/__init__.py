@@ -26,11 +26,29 @@ def decimal(value: float, digits: int = 1) -> str:
     return text.replace(".", ",")
 
 
+PEOPLE_LABELS = {
+    "none": "keine erkennbaren Personen",
+    "consent": "erkennbare Personen, Einwilligung liegt vor",
+    "public_event": "erkennbare Personen bei einer öffentlichen Veranstaltung (KUG §23)",
+    "unknown": "noch nicht angegeben",
+}
+
+
+def people_label(value: str) -> str:
+    return PEOPLE_LABELS.get(str(value), str(value))
+
+
 def register_blueprints(app: Flask) -> None:
+    from .. import workflow
     from ..auth import can_manage
     from . import account, admin, auth, curate, gallery, media, photos, search, upload
 
     for module in (account, admin, auth, curate, gallery, media, photos, search, upload):
         app.register_blueprint(module.bp)
-    app.jinja_env.globals.update(status_label=status_label, can_manage=can_manage)
+    app.jinja_env.globals.update(
+        status_label=status_label, can_manage=can_manage, can_edit=workflow.can_edit, people_label=people_label,
+        action_label=lambda action: workflow.ACTION_LABELS[action][0],
+        action_needs_reason=lambda action: workflow.ACTIONS[action][2],
+        licence_label=workflow.licence_label,
+    )
     app.jinja_env.filters["decimal"] = decimal

@@ -14,7 +14,9 @@ from ..errors import Refusal, Unavailable
 from ..errors_web import language, wants_json
 from ..ingest import Ingest, IngestResult
 from ..models import Association, Photo, db
+from ..photo_forms import rights_change
 from ..services import get_jobs, get_store
+from ..workflow import RightsChange, update_photo
 
 bp = Blueprint("upload", __name__)
 
@@ -44,6 +46,7 @@ def form() -> Any:
 @login_required
 def receive() -> Any:
     association = _target_association()
+    defaults = rights_change(request.form, upload_defaults=True)  # refused before anything is stored
     files = [f for f in request.files.getlist("photos") if f.filename or f.content_length]
     if not files:
         raise Refusal("no_files", "Bitte wählen Sie mindestens ein Foto aus.", "Please choose at least one photo.",
@@ -51,6 +54,7 @@ def receive() -> Any:
     ingest = Ingest(db.session, get_store(), current_app.config, get_jobs().enqueue_processing)
     results = [_as_seen_by_uploader(ingest.ingest(f.stream, f.filename or "", association, current_user))
                for f in files]
+    _apply_defaults(defaults, results)
     status = _status(results)
     retry = [r.refusal.retry_after for r in results if isinstance(r.refusal, Unavailable)]
     headers = {"Retry-After": str(max(retry))} if status == 503 and retry else {}
@@ -58,6 +62,16 @@ def receive() -> Any:
         return jsonify({"results": [r.as_dict() for r in results]}), status, headers
     return render_template("upload/results.html", results=results, association=association,
                            lang=language()), status, headers
+
+
+def _apply_defaults(defaults: RightsChange, results: list[IngestResult]) -> None:
+    """What the uploader said for the whole batch (photographer, licence, people) goes on each new photo."""
+    if all(getattr(defaults, name) is None for name in ("credit", "licence", "people", "minors")):
+        return
+    for result in results:
+        photo = db.session.get(Photo, result.photo_id) if result.outcome == "archived" else None
+        if photo is not None:
+            update_photo(db.session, photo, defaults, current_user)
 
 
 def _as_seen_by_uploader(result: IngestResult) -> IngestResult:
