@@ -1021,7 +1021,7 @@ class _Generation:
 
     def clause_scores(self, clause: _Clause) -> tuple[array | dict[int, float], array] | None:
         """A clause's score per document (the sum over its alternatives, as Whoosh's Or sums them) and its documents
-        ordered best first (ties by document number), kept per generation: a one-word query then only walks the
+        ordered best first (ties newest taken first), kept per generation: a one-word query then only walks the
         head of that order until it has a page of visible, filtered hits."""
         key = clause.alternatives or clause.phrase
         found = self._clauses.recall(key)
@@ -1050,7 +1050,10 @@ class _Generation:
         for name, text in clause.alternatives or [("de", term) for term in clause.phrase]:
             mask |= self.term(name, text)
         docs = array("I", compress(range(self.size), _flags(mask, self.size)))
-        order = array("I", sorted(docs, key=total.__getitem__, reverse=True))  # stable: ties keep docnum order
+        # Best first; equal scores newest taken first (two stable sorts), so the order does not depend on where a
+        # document sits in the index and is the same after a rebuild.
+        newest = self.keys("knew")
+        order = array("I", sorted(sorted(docs, key=newest.__getitem__), key=total.__getitem__, reverse=True))
         return self._clauses.remember(key, (total, order))
 
     def stats(self, fieldname: str, text: str) -> tuple[float, bool] | None:
@@ -1119,7 +1122,7 @@ class _Generation:
     def rank(self, docs: list[int], flags: bytes, clauses: list[_Clause],
              wanted: int) -> list[tuple[int, float]] | None:
         """The best ``wanted`` of the matched ``docs`` (``flags``) by BM25F over the German and English fields (a
-        phrase counts as its German terms), ties by document number: the order Whoosh's own search gives. None when
+        phrase counts as its German terms), ties newest taken first. None when
         nothing can be scored. A single clause walks its cached order; several clauses score just the matched
         documents (their intersection) and pick the top ``wanted`` with a heap."""
         if len(clauses) == 1:
@@ -1144,7 +1147,8 @@ class _Generation:
             keep = list(compress(range(len(sums)), map(ge, sums, repeat(threshold))))
         else:
             keep = list(range(len(sums)))
-        best = sorted(keep, key=lambda i: (-sums[i], docs[i]))[:wanted]
+        newest = self.keys("knew")
+        best = sorted(keep, key=lambda i: (-sums[i], newest[docs[i]]))[:wanted]
         return [(docs[i], sums[i]) for i in best]
 
     # order ------------------------------------------------------------------------------------------------------

@@ -612,7 +612,10 @@ def test_hits_order_scores_and_counts_equal_whoosh_own_search(tmp_path: Path, co
         for viewer in (VISITOR, PASADENA, CURATOR):
             allowed = {n for n, i in sid.items() if sees(viewer, current[i])}
             expected = searcher.search(parser.parse(text), limit=None, filter=allowed)
-            whoosh_hits = [(sid[hit.docnum], hit.score) for hit in expected]
+            # Whoosh breaks score ties by document number; ours breaks them newest taken first (stable sorts)
+            whoosh_hits = sorted(sorted(((sid[hit.docnum], hit.score) for hit in expected),
+                                        key=lambda hit: search_module._sort_keys(current[hit[0]])[0]),
+                                 key=lambda hit: hit[1], reverse=True)
             ours = index_hits(search_index, SearchQuery(text=text, per_page=100), viewer)
             assert [i for i, _ in ours] == [i for i, _ in whoosh_hits], (text, viewer)
             assert all(abs(a[1] - b[1]) < 1e-9 for a, b in zip(ours, whoosh_hits, strict=True))
