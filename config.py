@@ -79,4 +79,25 @@ SETTINGS: tuple[Setting, ...] = (
         "S3 service that browsers cannot reach).",
     ),
     Setting("DEFAULT_LANGUAGE", "de", "Language of the interface when the browser states no preference."),
+    Setting(
+        "BASE_URL",
+        "",
+        "Address of the archive as people reach it (e.g. https://bruecken.example.org), for the links that "
+        "'brucken invite' prints and the admin pages show. Empty: the pages use the address of the request, "
+        "the command prints only the path.",
+    ),
+    Setting(
+        "TRUSTED_PROXIES",
+        0,
+        "Reverse proxies in front of the archive that add X-Forwarded-For (nginx, a load balancer): the login "
+        "limit then counts the visitor's address instead of the proxy's. 0: the address of the connection.",
+    ),
+    # --- accounts -------------------------------------------------------------------------------------
+    Setting("INVITATION_DAYS", 7, "How many days an invitation link works (it works once)."),
+    Setting("RESET_LINK_HOURS", 24, "How many hours a password reset link works (it works once)."),
+    Setting("LOGIN_WINDOW_MINUTES", 15, "Failed logins are counted over this many minutes."),
+    Setting("LOGIN_MAX_FAILURES_PER_NAME", 10,
+            "Failed logins for one username within the window before further tries are refused (429)."),
+    Setting("LOGIN_MAX_FAILURES_PER_ADDRESS", 30,
+            "Failed logins from one address within the window before further tries are refused (429)."),
 )

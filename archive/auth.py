@@ -1,4 +1,10 @@
-"""Logging in: password hashing (argon2id), the Flask-Login session, CSRF protection, role checks."""
+"""Logging in: password hashing (argon2id), the Flask-Login session, personal API tokens (``Authorization:
+Bearer …``), CSRF protection, role checks.
+
+A request carrying a bearer token is the token's person and nobody else's: the cookie session is not looked
+at, and no CSRF token is asked for (a browser sends that header across sites only if our own page's script
+sets it, and we have none). Every other state-changing request needs the CSRF token of its session.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +13,24 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from flask import Flask, abort, redirect, request, url_for
+from flask import Flask, Request, Response, abort, current_app, g, jsonify, redirect, request, session, url_for
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from .errors import Refusal
 from .models import Photo, User, db
 
 _hasher = PasswordHasher()
 
 login_manager = LoginManager()
 csrf = CSRFProtect()
+
+# Pages where a token does not count: accounts, tokens and passwords are changed in the browser, so that a
+# token that leaked from a script cannot make itself new tokens, a password or an admin.
+SESSION_ONLY_BLUEPRINTS = frozenset({"account", "admin", "auth"})
+
 
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
@@ -56,26 +68,92 @@ def init_app(app: Flask) -> None:
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Bitte melden Sie sich an. / Please log in."
+    # CSRFProtect's own check would also ask token requests for a CSRF token: _bearer_or_csrf checks instead.
+    app.config["WTF_CSRF_CHECK_DEFAULT"] = False
     csrf.init_app(app)
+    app.before_request(_bearer_or_csrf)
     app.before_request(_one_time_password_first)
+    app.after_request(_no_cookie_for_tokens)
+
+
+def bearer_token(req: Request | None = None) -> str | None:
+    """The token of an ``Authorization: Bearer`` header ("" when the header is there but empty); None: no token."""
+    scheme, _, value = (req or request).headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return value.strip()
+
+
+def _token_answer(refusal: Refusal) -> Any:
+    headers = {"WWW-Authenticate": 'Bearer realm="brucken", error="invalid_token"'} if refusal.status == 401 else {}
+    return jsonify({"error": refusal.as_dict()}), refusal.status, headers
+
+
+def _bearer_or_csrf() -> Any:
+    """Token requests: the token must work, and only where tokens count. Cookie sessions: the CSRF check."""
+    if bearer_token() is None:
+        if current_app.config["WTF_CSRF_ENABLED"]:
+            csrf.protect(apply_exemptions=True)
+        return None
+    if not current_user.is_authenticated or g.get("token_user_id") != current_user.id:
+        return _token_answer(Refusal(
+            "token_invalid",
+            "Dieser API-Schlüssel gilt nicht (unbekannt, widerrufen oder das Konto ist gesperrt). "
+            "Unter „Konto“ können Sie einen neuen anlegen.",
+            "This API token is not valid (unknown, revoked, or the account is disabled). "
+            "You can create a new one under 'Konto' (account).", status=401))
+    if request.blueprint in SESSION_ONLY_BLUEPRINTS:
+        return _token_answer(Refusal(
+            "token_not_accepted_here",
+            "Konten, Passwörter und API-Schlüssel verwalten Sie im Browser, nicht mit einem API-Schlüssel.",
+            "Accounts, passwords and API tokens are managed in the browser, not with an API token.", status=403))
+    g.csrf_valid = True  # for FlaskForm: this request cannot have been forged by another site
+    return None
+
+
+def _no_cookie_for_tokens(response: Response) -> Response:
+    """A script with a token gets no session cookie (a page's CSRF token would otherwise start one)."""
+    if bearer_token() is not None:
+        session.modified = False
+    return response
 
 
 def _one_time_password_first() -> Any:
     """Someone logged in with a one-time password may do nothing before choosing their own."""
     if (current_user.is_authenticated and current_user.must_change_password
             and request.endpoint not in ("auth.password", "auth.logout", "static")):
+        if g.get("token_user_id") is not None:
+            return _token_answer(Refusal(
+                "password_change_required",
+                "Für dieses Konto muss zuerst im Browser ein neues Passwort gewählt werden.",
+                "A new password must first be chosen for this account in the browser.", status=403))
         return redirect(url_for("auth.password"))
     return None
 
 
 @login_manager.user_loader
 def _load_user(user_id: str) -> User | None:
+    if bearer_token() is not None:
+        return None  # a token request is the token's person, never the cookie's
     ident, _, version = user_id.partition(":")
     if not ident.isdigit():
         return None
     user = db.session.get(User, int(ident))
-    if user is None or str(user.session_version) != version:
+    if user is None or str(user.session_version) != version or not user.active:
         return None
+    return user
+
+
+@login_manager.request_loader
+def _load_user_from_token(req: Request) -> User | None:
+    secret = bearer_token(req)
+    if not secret:
+        return None
+    from .accounts import user_for_token
+
+    user = user_for_token(db.session, secret)
+    if user is not None:
+        g.token_user_id = user.id
     return user
 
 

@@ -38,7 +38,8 @@ def main() -> None:
 
 def register(app: Flask) -> None:
     for command in (init_command, run_command, worker_command, import_command, derivatives_command,
-                    reconcile_command, reset_password_command, reindex_command, search_check_command):
+                    reconcile_command, reset_password_command, reindex_command, search_check_command,
+                    token_group, invite_command):
         app.cli.add_command(command)
 
 
@@ -92,6 +93,111 @@ def reset_password_command(username: str) -> None:
         raise click.UsageError(f"Kein Konto / no account '{username}'.")
     password = one_time_password(db.session, user)
     click.echo(f"Einmal-Passwort für / one-time password for {user.username}: {password}")
+
+
+def _user_or_fail(username: str) -> Any:
+    from .models import User, db
+
+    user = db.session.scalar(select(User).where(User.username == username.strip().lower()))
+    if user is None:
+        raise click.UsageError(f"Kein Konto / no account '{username}'.")
+    return user
+
+
+def _refused(refusal: Any) -> click.ClickException:
+    return click.ClickException(f"{refusal.de}\n{refusal.en}")
+
+
+@click.group("token")
+def token_group() -> None:
+    """Personal API tokens for scripts (Authorization: Bearer ...)."""
+
+
+@token_group.command("create")
+@click.argument("username")
+@click.argument("name")
+@with_appcontext
+def token_create_command(username: str, name: str) -> None:
+    """Make a token for USER, named NAME; it is printed once and never shown again."""
+    from .accounts import create_token
+    from .errors import Refusal
+    from .models import db
+
+    try:
+        token, secret = create_token(db.session, _user_or_fail(username), name)
+    except Refusal as refusal:
+        raise _refused(refusal) from refusal
+    click.echo(secret)
+    click.echo(f"Schlüssel {token.id} „{token.name}“ für / token for {token.user.username}. Er wird nur jetzt "
+               "angezeigt / it is shown only now.", err=True)
+
+
+@token_group.command("list")
+@click.argument("username", required=False)
+@with_appcontext
+def token_list_command(username: str | None) -> None:
+    """List the tokens (of USER, or everybody's): id, person, name, prefix, last use, state."""
+    from .accounts import tokens_of
+    from .models import db
+
+    tokens = tokens_of(db.session, _user_or_fail(username) if username else None)
+    if not tokens:
+        click.echo("Keine Schlüssel / no tokens.")
+    for token in tokens:
+        used = token.last_used_at.strftime("%Y-%m-%d %H:%M") if token.last_used_at else "nie/never"
+        state = f"widerrufen/revoked {token.revoked_at:%Y-%m-%d}" if token.revoked_at else "aktiv/active"
+        click.echo(f"{token.id}\t{token.user.username}\t{token.name}\t{token.prefix}…\t{used} UTC\t{state}")
+
+
+@token_group.command("revoke")
+@click.argument("token_id", type=int)
+@with_appcontext
+def token_revoke_command(token_id: int) -> None:
+    """Revoke the token with this ID (see 'brucken token list'); it stops working at once."""
+    from .accounts import revoke_token
+    from .errors import Refusal
+    from .models import db
+
+    try:
+        token = revoke_token(db.session, None, token_id)
+    except Refusal as refusal:
+        raise _refused(refusal) from refusal
+    click.echo(f"Widerrufen / revoked: {token.id} „{token.name}“ ({token.user.username})")
+
+
+@click.command("invite")
+@click.argument("role", type=click.Choice(["member", "curator", "admin"]))
+@click.option("--association", "slug", default=None, help="Slug of the association (members only).")
+@with_appcontext
+def invite_command(role: str, slug: str | None) -> None:
+    """Make an invitation link for a new person and print it (it works once, for INVITATION_DAYS days)."""
+    from flask import url_for
+
+    from .accounts import create_invitation
+    from .errors import Refusal
+    from .models import Association, db
+
+    association_id = None
+    if slug:
+        association_id = db.session.scalar(select(Association.id).where(Association.slug == slug))
+        if association_id is None:
+            slugs = ", ".join(db.session.scalars(select(Association.slug).order_by(Association.slug)))
+            raise click.UsageError(f"Unbekannter Verein / unknown association '{slug}'. Bekannt / known: {slugs}")
+    elif role == "member":
+        raise click.UsageError("Ein Mitglied braucht --association / a member needs --association SLUG.")
+    try:
+        invitation, secret = create_invitation(db.session, None, role, association_id,
+                                               days=int(current_app.config["INVITATION_DAYS"]))
+    except Refusal as refusal:
+        raise _refused(refusal) from refusal
+    with current_app.test_request_context():
+        path = url_for("auth.accept_invitation", token=secret)
+    base = str(current_app.config.get("BASE_URL") or "").rstrip("/")
+    click.echo(base + path)
+    if not base:
+        click.echo("(Nur der Pfad: setzen Sie ARCHIVE_BASE_URL für den ganzen Link / only the path: set "
+                   "ARCHIVE_BASE_URL for the full link.)", err=True)
+    click.echo(f"Gültig bis / valid until {invitation.expires_at:%Y-%m-%d %H:%M} UTC, einmal / once.", err=True)
 
 
 def _ensure_search_index() -> None:

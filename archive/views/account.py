@@ -1,12 +1,104 @@
-"""(being built)"""
+"""A person's own page: their name, password, sessions and personal API tokens."""
 
 from __future__ import annotations
 
-from flask import Blueprint
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required, login_user
+
+from .. import accounts
+from ..errors import Refusal
+from ..models import ApiToken, db
 
 bp = Blueprint("account", __name__)
 
 
+@cache
+def _local_zone() -> Any:
+    try:
+        return ZoneInfo("Europe/Berlin")
+    except ZoneInfoNotFoundError:  # a server without time zone data: say UTC honestly
+        return None
+
+
+def when(moment: datetime | None, empty: str = "–") -> str:
+    """A stored (UTC) time as Ludwigshafen reads it: "03.05.2025, 14:20"."""
+    if moment is None:
+        return empty
+    zone = _local_zone()
+    if zone is None:
+        return moment.strftime("%d.%m.%Y, %H:%M UTC")
+    return moment.replace(tzinfo=UTC).astimezone(zone).strftime("%d.%m.%Y, %H:%M")
+
+
+@bp.context_processor
+def _helpers() -> dict[str, Any]:
+    return {"when": when, "role_labels": accounts.ROLE_LABELS}
+
+
+@bp.before_request
+@login_required
+def _logged_in() -> None:
+    """Every page here is the logged-in person's own."""
+
+
+def _page(new_token: str | None = None, token_name: str = "", error: Refusal | None = None,
+          status: int = 200) -> Any:
+    user = current_user._get_current_object()
+    response = current_app.make_response((render_template(
+        "account/index.html", user=user, tokens=accounts.tokens_of(db.session, user), new_token=new_token,
+        token_name=token_name, error=error), status))
+    response.headers["Cache-Control"] = "no-store"  # a new token is shown on this page once
+    return response
+
+
 @bp.get("/account")
-def index() -> str:
-    return "(being built)"
+def index() -> Any:
+    return _page()
+
+
+@bp.post("/account/name")
+def change_name() -> Any:
+    # Only the name is read: role, association and the like are the admins' (archive.views.admin).
+    try:
+        accounts.change_own_name(db.session, current_user, request.form.get("display_name"))
+    except Refusal as refusal:
+        return _page(error=refusal, status=refusal.status)
+    flash("Ihr Name ist gespeichert. / Your name was saved.", "ok")
+    return redirect(url_for("account.index"))
+
+
+@bp.post("/account/sessions")
+def end_other_sessions() -> Any:
+    user = current_user._get_current_object()
+    accounts.end_sessions(db.session, user, user)
+    login_user(user)  # this session goes on with the new session version; all others have ended
+    flash("Alle anderen Sitzungen sind beendet. / All other sessions have ended.", "ok")
+    return redirect(url_for("account.index"))
+
+
+@bp.post("/account/tokens")
+def create_token() -> Any:
+    name = request.form.get("name", "")
+    try:
+        _token, secret = accounts.create_token(db.session, current_user, name, actor=current_user)
+    except Refusal as refusal:
+        return _page(error=refusal, token_name=name, status=refusal.status)
+    return _page(new_token=secret, token_name=name, status=201)
+
+
+@bp.post("/account/tokens/<int:token_id>/revoke")
+def revoke_token(token_id: int) -> Any:
+    # Only one's own tokens: someone else's answers 404 (admins revoke others' tokens on the admin pages).
+    token = db.session.get(ApiToken, token_id)
+    if token is None or token.user_id != current_user.id:
+        raise Refusal("token_unknown", "Diesen Schlüssel gibt es nicht (oder nicht für Sie).",
+                      "This token does not exist (or not for you).", status=404)
+    accounts.revoke_token(db.session, current_user, token_id)
+    flash(f"Der Schlüssel „{token.name}“ ist widerrufen und gilt ab sofort nicht mehr. / The token was revoked.",
+          "ok")
+    return redirect(url_for("account.index"))

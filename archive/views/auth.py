@@ -1,20 +1,29 @@
-"""Log in, log out, replace a one-time password."""
+"""Log in (with the failed-login limit), log out, change the password, accept an invitation, use a reset
+link. The work is done in ``archive.accounts``."""
 
 from __future__ import annotations
 
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length
 
-from ..auth import authenticate, set_password
-from ..models import db
+from .. import accounts
+from ..auth import authenticate
+from ..errors import Refusal
+from ..models import Role, db
+from .account import when
 
 bp = Blueprint("auth", __name__)
+
+
+@bp.context_processor
+def _helpers() -> dict[str, Any]:
+    return {"when": when, "role_labels": accounts.ROLE_LABELS}
 
 
 class LoginForm(FlaskForm):
@@ -38,16 +47,37 @@ def _safe_next(target: str | None) -> str:
     return url_for("photos.grid")
 
 
+def client_address() -> str:
+    """The visitor's address; behind TRUSTED_PROXIES reverse proxies, the one the nearest of them saw."""
+    trusted = int(current_app.config.get("TRUSTED_PROXIES", 0) or 0)
+    if trusted > 0:
+        forwarded = [part.strip() for part in request.headers.get("X-Forwarded-For", "").split(",") if part.strip()]
+        if len(forwarded) >= trusted:
+            return forwarded[-trusted]
+    return request.remote_addr or "unknown"
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Any:
     form = LoginForm()
     if form.validate_on_submit():
-        user = authenticate(db.session, form.username.data or "", form.password.data or "")
+        username = accounts.normalize_username(form.username.data)
+        address = client_address()
+        throttle = accounts.Throttle.from_config(current_app.config)
+        try:
+            # Before the password is looked at: guessing stays slow, and the answer is the same for every name.
+            accounts.check_login_allowed(db.session, username, address, throttle)
+        except accounts.TooManyAttempts as refusal:
+            return (render_template("auth/login.html", form=form, refusal=refusal), refusal.status,
+                    {"Retry-After": str(refusal.retry_after)})
+        user = authenticate(db.session, username, form.password.data or "")
         if user is not None:
+            accounts.clear_login_failures(db.session, username)
             login_user(user)
             if user.must_change_password:
                 return redirect(url_for("auth.password"))
             return redirect(_safe_next(request.args.get("next")))
+        accounts.record_login_failure(db.session, username, address, throttle)
         flash("Benutzername oder Passwort ist falsch. / Wrong username or password.", "error")
         return render_template("auth/login.html", form=form), 401
     return render_template("auth/login.html", form=form)
@@ -65,9 +95,10 @@ def logout() -> Any:
 def password() -> Any:
     form = PasswordForm()
     if form.validate_on_submit() and _current_password_ok(form):
-        set_password(db.session, current_user, form.password.data or "")
+        accounts.record_password_change(db.session, current_user, form.password.data or "")
         login_user(current_user._get_current_object())  # the session carries the new session version
-        flash("Ihr Passwort ist geändert. / Your password was changed.", "ok")
+        flash("Ihr Passwort ist geändert. Ihre anderen Sitzungen sind beendet. / Your password was changed; "
+              "your other sessions have ended.", "ok")
         return redirect(url_for("photos.grid"))
     return render_template("auth/password.html", form=form), (422 if form.errors else 200)
 
@@ -79,3 +110,64 @@ def _current_password_ok(form: PasswordForm) -> bool:
         form.current.errors = ["Das bisherige Passwort stimmt nicht. / The current password is wrong."]
         return False
     return True
+
+
+def _private(response: Any, status: int = 200) -> Response:
+    """Pages reached by a secret link: never cached, and the link is not passed on to other pages."""
+    response = current_app.make_response((response, status))
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+FIELD_OF = {"username_invalid": "username", "username_taken": "username", "password_too_short": "password",
+            "password_too_long": "password", "password_mismatch": "confirm", "name_too_long": "display_name"}
+
+
+@bp.route("/invite/<token>", methods=["GET", "POST"])
+def accept_invitation(token: str) -> Any:
+    """The invited person chooses a username and a password, and is logged in."""
+    invitation = accounts.open_link(db.session, token, accounts.INVITE)  # 404/410 page when it does not work
+    errors: dict[str, str] = {}
+    status = 200
+    if request.method == "POST":
+        form = request.form
+        try:
+            user = accounts.accept_invitation(db.session, token, username=form.get("username"),
+                                              password=form.get("password"), confirm=form.get("confirm"),
+                                              display_name=form.get("display_name"))
+        except Refusal as refusal:
+            if refusal.code not in FIELD_OF:
+                raise
+            errors[FIELD_OF[refusal.code]] = refusal.de
+            status = refusal.status
+        else:
+            login_user(user)
+            flash(f"Willkommen, {user.display_name or user.username}! Ihr Konto ist eingerichtet. / "
+                  "Welcome, your account is ready.", "ok")
+            return redirect(url_for("upload.form") if user.role == Role.MEMBER else url_for("photos.grid"))
+    return _private(render_template("auth/invite.html", invitation=invitation, errors=errors,
+                                    values=request.form), status)
+
+
+@bp.route("/reset/<token>", methods=["GET", "POST"])
+def reset_password(token: str) -> Any:
+    """Someone who forgot their password sets a new one with the link an admin gave them."""
+    invitation = accounts.open_link(db.session, token, accounts.RESET)
+    errors: dict[str, str] = {}
+    status = 200
+    if request.method == "POST":
+        try:
+            user = accounts.use_reset_link(db.session, token, password=request.form.get("password"),
+                                           confirm=request.form.get("confirm"))
+        except Refusal as refusal:
+            if refusal.code not in FIELD_OF:
+                raise
+            errors[FIELD_OF[refusal.code]] = refusal.de
+            status = refusal.status
+        else:
+            login_user(user)
+            flash("Ihr neues Passwort gilt. Alle anderen Sitzungen sind beendet. / Your new password is set; "
+                  "all other sessions have ended.", "ok")
+            return redirect(url_for("photos.grid"))
+    return _private(render_template("auth/reset.html", invitation=invitation, errors=errors), status)
