@@ -89,8 +89,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "TRUSTED_PROXIES",
         0,
-        "Reverse proxies in front of the archive that add X-Forwarded-For (nginx, a load balancer): the login "
-        "limit then counts the visitor's address instead of the proxy's. 0: the address of the connection.",
+        "Reverse proxies in front of the archive that add X-Forwarded-For/-Proto/-Host (nginx, a load balancer): "
+        "the login limit then counts the visitor's address instead of the proxy's, and links use the visitor's "
+        "scheme and host. 0: the connection itself, X-Forwarded-* headers ignored.",
     ),
     # --- accounts -------------------------------------------------------------------------------------
     Setting("INVITATION_DAYS", 7, "How many days an invitation link works (it works once)."),

@@ -41,6 +41,13 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         if name not in settings:
             app.config[name] = value
 
+    if int(settings.get("TRUSTED_PROXIES") or 0) > 0:
+        # Behind nginx or a load balancer: the visitor's address (login limit), scheme and host (links, HSTS)
+        # come from the X-Forwarded-* headers the trusted proxies add, and from nowhere else.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = int(settings["TRUSTED_PROXIES"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     db.init_app(app)
     _tune_sqlite(app)
     from flask_migrate import Migrate

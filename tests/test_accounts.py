@@ -16,6 +16,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from archive import accounts
+from archive.auth import hash_password
 from archive.errors import Refusal
 from archive.models import ApiToken, AuditEvent, Invitation, LoginFailure, Photo, Role, User, db, utcnow
 from tests.conftest import PASSWORD, IsolatedClient, jpeg_bytes, login, make_ready_app, settings_for
@@ -284,17 +285,26 @@ def test_too_many_failures_from_one_address_are_refused(strict: Flask, client: F
     assert client.post("/login", data={"username": "mia", "password": PASSWORD}, environ_base=other).status_code == 302
 
 
-def test_behind_a_trusted_proxy_the_forwarded_address_counts(strict: Flask, client: FlaskClient,
-                                                            people: dict[str, User]) -> None:
-    strict.config["TRUSTED_PROXIES"] = 1
+def test_behind_a_trusted_proxy_the_forwarded_address_counts(tmp_path: Path) -> None:
+    behind = make_ready_app(settings_for(tmp_path, TRUSTED_PROXIES=1, LOGIN_MAX_FAILURES_PER_NAME=3,
+                                         LOGIN_MAX_FAILURES_PER_ADDRESS=5))
+    behind.test_client_class = IsolatedClient
+    with behind.app_context():
+        db.session.add(User(username="mia", role=Role.CURATOR, password_hash=hash_password(PASSWORD)))
+        db.session.commit()
+    client = behind.test_client()
     for i in range(5):
         client.post("/login", data={"username": f"x{i}", "password": "falsch"},
                     headers={"X-Forwarded-For": "198.51.100.1"})
-    assert db.session.scalar(select(LoginFailure.address).limit(1)) == "198.51.100.1"
+    with behind.app_context():
+        assert db.session.scalar(select(LoginFailure.address).limit(1)) == "198.51.100.1"
     assert client.post("/login", data={"username": "mia", "password": PASSWORD},
                        headers={"X-Forwarded-For": "198.51.100.1"}).status_code == 429
     assert client.post("/login", data={"username": "mia", "password": PASSWORD},
                        headers={"X-Forwarded-For": "198.51.100.2"}).status_code == 302
+    with behind.app_context():
+        db.session.remove()
+        db.engine.dispose()
 
 
 def test_without_trusted_proxies_a_forwarded_header_is_ignored(strict: Flask, client: FlaskClient,

@@ -48,12 +48,8 @@ def _safe_next(target: str | None) -> str:
 
 
 def client_address() -> str:
-    """The visitor's address; behind TRUSTED_PROXIES reverse proxies, the one the nearest of them saw."""
-    trusted = int(current_app.config.get("TRUSTED_PROXIES", 0) or 0)
-    if trusted > 0:
-        forwarded = [part.strip() for part in request.headers.get("X-Forwarded-For", "").split(",") if part.strip()]
-        if len(forwarded) >= trusted:
-            return forwarded[-trusted]
+    """The visitor's address (behind TRUSTED_PROXIES reverse proxies, ProxyFix has already put the one the
+    nearest of them saw here)."""
     return request.remote_addr or "unknown"
 
 
