@@ -48,6 +48,17 @@ ACTIONS: dict[str, tuple[frozenset[PhotoStatus], PhotoStatus, bool]] = {
 # What only the owning association's members may do besides curators and admins.
 MEMBER_ACTIONS = frozenset({"resubmit"})
 
+# How an action reads in "… kann nicht veröffentlicht werden" / "… cannot be published".
+ACTION_PARTICIPLES = {
+    "review": ("in Prüfung genommen", "taken into review"),
+    "publish": ("veröffentlicht", "published"),
+    "return": ("zurückgegeben", "returned"),
+    "reject": ("abgelehnt", "rejected"),
+    "withdraw": ("zurückgezogen", "withdrawn"),
+    "resubmit": ("erneut eingereicht", "submitted again"),
+    "reconsider": ("erneut geprüft", "reviewed again"),
+}
+
 ACTION_LABELS = {
     "review": ("in Prüfung nehmen", "start review"),
     "publish": ("veröffentlichen", "publish"),
@@ -184,10 +195,11 @@ def transition(session: Session, photo: Photo, action: str, actor: User | None, 
     if not automatic and not (is_staff(actor) or (action in MEMBER_ACTIONS and owns(actor, photo))):
         raise forbidden()
     if photo.status not in sources:
-        de, en = ACTION_LABELS[action]
+        de, en = ACTION_PARTICIPLES[action]
         raise Refusal("wrong_state",
                       f"„{photo.display_title}“ ist {_status_de(photo.status)} und kann nicht {de} werden.",
-                      f"'{photo.display_title}' is {photo.status.value} and cannot {en}.", status=409)
+                      f"'{photo.display_title}' is {photo.status.value.replace('_', ' ')} and cannot be {en}.",
+                      status=409)
     reason = reason.strip()
     if needs_reason and not reason:
         raise Refusal("reason_missing", "Bitte geben Sie einen Grund an; der Verein sieht ihn.",
@@ -346,8 +358,10 @@ def _set_tags(session: Session, photo: Photo, tag_ids: list[int] | None, keyword
         controlled = list(session.scalars(select(Tag).where(Tag.id.in_(tag_ids), Tag.controlled.is_(True))))
     if keywords is not None:
         free = []
+        from .vocabulary import find_tag  # one rule for "the same word": case and Unicode spelling aside
+
         for word in dict.fromkeys(k.strip()[:100] for k in keywords if k.strip()):
-            tag = session.scalar(select(Tag).where(Tag.name == word))
+            tag = session.scalar(select(Tag).where(Tag.name == word)) or find_tag(session, word)
             if tag is None:
                 tag = Tag(name=word, controlled=False)
                 session.add(tag)

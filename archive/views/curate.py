@@ -1,12 +1,569 @@
-"""(being built)"""
+"""The curators' desk: the review queue with its bulk actions, the vocabulary (places and controlled tags) and
+the audit log. Only curators and admins come in (members: 403; visitors: to the login page).
+
+Views stay thin: every change goes through archive.workflow (the lifecycle, the rights bundle) or
+archive.vocabulary (places, tags); the audit log is only read here.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import functools
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from .. import audit, vocabulary, workflow
+from ..auth import visible_photo_or_404
+from ..catalog import Page
+from ..errors import Refusal
+from ..errors_web import language
+from ..models import Association, AuditEvent, Licence, Photo, PhotoStatus, Place, Tag, User, db
+from ..services import get_jobs
+from . import status_label
 
 bp = Blueprint("curate", __name__)
 
+S = PhotoStatus
+PER_PAGE = 50
+MAX_SELECTED = 200  # more than a page ever shows: a guard against forged forms, not a limit people meet
+
+
+def curators_only(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Visitors go to the login page (Flask-Login), members get a 403."""
+
+    @functools.wraps(view)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        if not workflow.is_staff(current_user):
+            abort(403)
+        return view(*args, **kwargs)
+
+    return login_required(checked)
+
+
+try:
+    LOCAL_ZONE: Any = ZoneInfo("Europe/Berlin")
+except ZoneInfoNotFoundError:  # a system without time zone data: show UTC and say so
+    LOCAL_ZONE = UTC
+
+
+def local_time(value: datetime | None, with_time: bool = True) -> str:
+    """The database keeps UTC; people read Ludwigshafen time."""
+    if value is None:
+        return "—"
+    shown = value.replace(tzinfo=UTC).astimezone(LOCAL_ZONE)
+    text = shown.strftime("%d.%m.%Y, %H:%M" if with_time else "%d.%m.%Y")
+    return text + (" UTC" if LOCAL_ZONE is UTC and with_time else "")
+
+
+@bp.context_processor
+def _helpers() -> dict[str, Any]:
+    return {"local_time": local_time}
+
+
+def _refusal_text(refusal: Refusal) -> str:
+    return refusal.message(language())
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The review queue
+
+# The queue's status filter: key -> (label, statuses). "open" is what waits for a curator.
+QUEUE_FILTERS: dict[str, tuple[str, tuple[PhotoStatus, ...]]] = {
+    "open": ("offen (eingereicht oder in Prüfung)", (S.SUBMITTED, S.IN_REVIEW)),
+    **{status.value: (status_label(status), (status,))
+       for status in (S.SUBMITTED, S.IN_REVIEW, S.RETURNED, S.REJECTED, S.PUBLISHED, S.WITHDRAWN, S.PROCESSING,
+                      S.FAILED)},
+}
+
+
+def review_queue(session: Session, *, statuses: Iterable[PhotoStatus], association: Association | None,
+                 number: int, per_page: int = PER_PAGE) -> Page:
+    """Photos in ``statuses``, oldest first (first come, first reviewed), one page of them."""
+    query = select(Photo).where(Photo.status.in_(list(statuses)))
+    if association is not None:
+        query = query.where(Photo.association_id == association.id)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    pages = max(-(-total // per_page), 1)
+    number = min(max(number, 1), pages)
+    photos = session.scalars(query.options(selectinload(Photo.derivatives), selectinload(Photo.association),
+                                           selectinload(Photo.consents))
+                             .order_by(Photo.created_at, Photo.id).limit(per_page).offset((number - 1) * per_page))
+    return Page(list(photos), total, number, per_page)
+
+
+def _queue_filters(args: Any) -> tuple[str, Association | None, int]:
+    status_key = args.get("status") or "open"
+    if status_key not in QUEUE_FILTERS:
+        abort(400)
+    association = None
+    if slug := args.get("association"):
+        association = db.session.scalar(select(Association).where(Association.slug == slug))
+        if association is None:
+            abort(404)
+    return status_key, association, args.get("page", 1, type=int) or 1
+
+
+def _queue_args(status_key: str, association: Association | None, number: int) -> dict[str, Any]:
+    """The queue's address parameters, leaving out the defaults."""
+    return {"status": status_key if status_key != "open" else None,
+            "association": association.slug if association else None,
+            "page": number if number > 1 else None}
+
+
+def _controlled_tags() -> list[Tag]:
+    return list(db.session.scalars(select(Tag).where(Tag.controlled.is_(True)).order_by(Tag.name)))
+
 
 @bp.get("/curate")
-def queue() -> str:
-    return "(being built)"
+@curators_only
+def queue() -> Any:
+    status_key, association, number = _queue_filters(request.args)
+    page = review_queue(db.session, statuses=QUEUE_FILTERS[status_key][1], association=association, number=number)
+    associations = db.session.scalars(select(Association).order_by(Association.name)).all()
+    return render_template("curate/queue.html", page=page, status_key=status_key, association=association,
+                           filters=QUEUE_FILTERS, associations=associations, tags=_controlled_tags(),
+                           gaps={photo.id: workflow.publication_gaps(photo) for photo in page.photos},
+                           here=_queue_args(status_key, association, page.number))
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Bulk actions: choose, confirm, do
+
+# action -> (button label, what happens to one photo, the participle for "3 veröffentlicht")
+BULK_ACTIONS: dict[str, tuple[str, str, str]] = {
+    "publish": ("Veröffentlichen", "wird veröffentlicht", "veröffentlicht"),
+    "return": ("An den Verein zurückgeben", "geht an den Verein zurück", "an den Verein zurückgegeben"),
+    "reject": ("Ablehnen", "wird abgelehnt", "abgelehnt"),
+    "tag": ("Schlagwort ergänzen", "bekommt das Schlagwort", "ergänzt"),
+}
+
+
+@dataclass
+class Planned:
+    """What a bulk action will do to one photo, as far as can be told before doing it."""
+
+    photo: Photo
+    goes_through: bool
+    note: str
+    gaps: list[str] = field(default_factory=list)
+
+
+def plan_bulk(photos: list[Photo], action: str, tag: Tag | None = None) -> list[Planned]:
+    """The confirmation page's list: who goes through, and why the others will not (the same checks
+    ``workflow.transition`` makes, and the publication gate's gaps)."""
+    plan: list[Planned] = []
+    for photo in photos:
+        if action == "tag":
+            assert tag is not None
+            if any(t.id == tag.id for t in photo.tags):
+                plan.append(Planned(photo, False, f"hat das Schlagwort „{tag.name}“ schon"))
+            else:
+                plan.append(Planned(photo, True, f"bekommt das Schlagwort „{tag.name}“"))
+            continue
+        sources, _target, _needs_reason = workflow.ACTIONS[action]
+        if photo.status not in sources:
+            plan.append(Planned(photo, False, f"ist „{status_label(photo.status)}“ und kann deshalb nicht "
+                                              f"{BULK_ACTIONS[action][2]} werden"))
+        elif action == "publish" and (gaps := workflow.publication_gaps(photo)):
+            plan.append(Planned(photo, False, "der Prüfschritt lässt es nicht durch, es fehlt:",
+                                [gap.de for gap in gaps]))
+        else:
+            plan.append(Planned(photo, True, BULK_ACTIONS[action][1]))
+    return plan
+
+
+def _selected_photos(raw_ids: list[str]) -> list[Photo]:
+    try:
+        ids = list(dict.fromkeys(int(raw) for raw in raw_ids))
+    except ValueError:
+        abort(400)
+    if not ids:
+        raise Refusal("nothing_selected", "Bitte wählen Sie mindestens ein Foto aus (Kästchen vor dem Titel).",
+                      "Please select at least one photo (the box before its title).", status=422)
+    if len(ids) > MAX_SELECTED:
+        raise Refusal("too_many_selected", f"Bitte wählen Sie höchstens {MAX_SELECTED} Fotos auf einmal.",
+                      f"Please select at most {MAX_SELECTED} photos at once.", status=422)
+    photos = db.session.scalars(select(Photo).where(Photo.id.in_(ids))
+                                .options(selectinload(Photo.derivatives), selectinload(Photo.association),
+                                         selectinload(Photo.consents), selectinload(Photo.tags))
+                                .order_by(Photo.created_at, Photo.id)).all()
+    if len(photos) != len(ids):
+        abort(404)  # gone meanwhile (discarded), or never there
+    return list(photos)
+
+
+def _chosen_tag(raw: str | None) -> Tag:
+    tag = db.session.get(Tag, int(raw)) if raw and raw.isdigit() else None
+    if tag is None or not tag.controlled:
+        raise Refusal("tag_missing", "Bitte wählen Sie ein Schlagwort aus der Liste.",
+                      "Please choose a tag from the list.", status=422)
+    return tag
+
+
+def _summary(action: str, done: list[int], refused: list[tuple[int, Refusal]], already: list[int] | None = None,
+             tag: str = "") -> str:
+    """ "3 veröffentlicht, 1 abgelehnt vom Prüfschritt: „…“ kann noch nicht veröffentlicht werden. Es fehlt: …" """
+    parts = [(f"Schlagwort „{tag}“: " if tag else "") + f"{len(done)} {BULK_ACTIONS[action][2]}"]
+    if already:
+        parts.append(f"{len(already)} hatten es schon")
+    gate = [r for _id, r in refused if r.code == "not_publishable"]
+    other = [r for _id, r in refused if r.code != "not_publishable"]
+    if gate:
+        parts.append(f"{len(gate)} abgelehnt vom Prüfschritt: " + " ".join(r.de for r in gate))
+    if other:
+        parts.append(f"{len(other)} nicht möglich: " + " ".join(r.de for r in other))
+    return ", ".join(parts)
+
+
+@bp.post("/curate/bulk")
+@curators_only
+def bulk() -> Any:
+    """First POST: the confirmation page (nothing changes). Second POST with confirm=1: done, back to the queue."""
+    status_key, association, number = _queue_filters(request.args)
+    back = _queue_args(status_key, association, number)
+    action = request.form.get("action", "")
+    if action not in BULK_ACTIONS:
+        raise Refusal("unknown_action", "Bitte wählen Sie, was mit den Fotos geschehen soll.",
+                      "Please choose what should happen to the photos.", status=400)
+    photos = _selected_photos(request.form.getlist("photo_ids"))
+    tag = _chosen_tag(request.form.get("tag_id")) if action == "tag" else None
+    reason = request.form.get("reason", "").strip()
+    needs_reason = action in workflow.ACTIONS and workflow.ACTIONS[action][2]
+    error = None
+    if needs_reason and not reason:
+        error = Refusal("reason_missing", "Bitte geben Sie einen Grund an; der Verein sieht ihn.",
+                        "Please give a reason; the association will see it.", status=422)
+    if request.form.get("confirm") != "1" or error is not None:
+        plan = plan_bulk(photos, action, tag)
+        return render_template("curate/confirm.html", plan=plan, action=action, label=BULK_ACTIONS[action][0],
+                               tag=tag, reason=reason, needs_reason=needs_reason, back=back,
+                               going=sum(1 for p in plan if p.goes_through),
+                               error=_refusal_text(error) if error else None), (error.status if error else 200)
+    if action == "tag":
+        assert tag is not None
+        tag_name = tag.name
+        tagged = vocabulary.tag_photos(db.session, photos, tag, current_user)
+        message = _summary(action, tagged.done, tagged.refused, tagged.already, tag=tag_name)
+        refused = tagged.refused
+    else:
+        outcome = workflow.bulk_transition(db.session, photos, action, current_user, reason)
+        message = _summary(action, outcome.done, outcome.refused)
+        refused = outcome.refused
+    get_jobs().enqueue_indexing()
+    flash(message, "warning" if refused else "ok")
+    return redirect(url_for("curate.queue", **back))
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Places
+
+
+def _place_form() -> dict[str, str]:
+    return {name: request.form.get(name, "") for name in ("name", "city", "lat", "lon")}
+
+
+@bp.route("/curate/places", methods=["GET", "POST"])
+@curators_only
+def places() -> Any:
+    form, error, status = None, None, 200
+    if request.method == "POST":
+        form = _place_form()
+        try:
+            place = vocabulary.create_place(db.session, current_user, **form)
+        except Refusal as refusal:
+            db.session.rollback()
+            error, status = refusal, refusal.status
+        else:
+            flash(f"„{place.label}“ steht jetzt in der Liste der Orte.", "ok")
+            return redirect(url_for("curate.places"))
+    return render_template("curate/places.html", rows=vocabulary.list_places(db.session), form=form,
+                           error=error and _refusal_text(error), error_en=error and error.en), status
+
+
+@bp.route("/curate/places/<int:place_id>", methods=["GET", "POST"])
+@curators_only
+def place_edit(place_id: int) -> Any:
+    place = db.session.get(Place, place_id)
+    if place is None:
+        abort(404)
+    form, error, status = None, None, 200
+    if request.method == "POST":
+        form = _place_form()
+        try:
+            vocabulary.change_place(db.session, place, current_user, **form)
+        except Refusal as refusal:
+            db.session.rollback()
+            error, status = refusal, refusal.status
+            place = db.session.get(Place, place_id)
+        else:
+            get_jobs().enqueue_indexing()
+            flash(f"„{place.label}“ ist gespeichert.", "ok")
+            return redirect(url_for("curate.places"))
+    return render_template("curate/place_edit.html", place=place, form=form,
+                           error=error and _refusal_text(error), error_en=error and error.en), status
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Controlled tags
+
+KEYWORDS_SHOWN = 200
+
+
+def _tags_page(status: int = 200, error: Refusal | None = None, form: dict[str, str] | None = None,
+               rename: dict[int, str] | None = None) -> Any:
+    return render_template("curate/tags.html", tags=vocabulary.list_tags(db.session),
+                           keywords=vocabulary.list_tags(db.session, controlled=False, limit=KEYWORDS_SHOWN),
+                           keyword_total=vocabulary.count_keywords(db.session), form=form or {},
+                           rename=rename or {}, error=error and _refusal_text(error),
+                           error_en=error and error.en), status
+
+
+def _tag_or_404(tag_id: int) -> Tag:
+    tag = db.session.get(Tag, tag_id)
+    if tag is None:
+        abort(404)
+    return tag
+
+
+@bp.route("/curate/tags", methods=["GET", "POST"])
+@curators_only
+def tags() -> Any:
+    if request.method == "GET":
+        return _tags_page()
+    name = request.form.get("name", "")
+    try:
+        tag = vocabulary.create_tag(db.session, current_user, name)
+    except Refusal as refusal:
+        db.session.rollback()
+        return _tags_page(refusal.status, refusal, form={"name": name})
+    flash(f"„{tag.name}“ steht jetzt in der Liste der Schlagwörter.", "ok")
+    return redirect(url_for("curate.tags"))
+
+
+@bp.post("/curate/tags/<int:tag_id>")
+@curators_only
+def tag_rename(tag_id: int) -> Any:
+    tag = _tag_or_404(tag_id)
+    before, name = tag.name, request.form.get("name", "")
+    try:
+        vocabulary.rename_tag(db.session, tag, current_user, name)
+    except Refusal as refusal:
+        db.session.rollback()
+        return _tags_page(refusal.status, refusal, rename={tag_id: name})
+    get_jobs().enqueue_indexing()
+    flash(f"„{before}“ heißt jetzt „{tag.name}“.", "ok")
+    return redirect(url_for("curate.tags"))
+
+
+@bp.post("/curate/tags/<int:tag_id>/promote")
+@curators_only
+def tag_promote(tag_id: int) -> Any:
+    tag = _tag_or_404(tag_id)
+    vocabulary.promote_keyword(db.session, tag, current_user)
+    flash(f"„{tag.name}“ steht jetzt in der Liste der Schlagwörter.", "ok")
+    return redirect(url_for("curate.tags"))
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The audit log: read only
+
+ACTION_WORDS = {
+    "photo.uploaded": "Foto hochgeladen",
+    "photo.processed": "Bilder erzeugt",
+    "photo.publish": "veröffentlicht",
+    "photo.return": "an den Verein zurückgegeben",
+    "photo.reject": "abgelehnt",
+    "photo.withdraw": "zurückgezogen",
+    "photo.review": "in Prüfung genommen",
+    "photo.resubmit": "erneut eingereicht",
+    "photo.reconsider": "zur erneuten Prüfung geöffnet",
+    "photo.rights_changed": "Rechteangaben geändert",
+    "photo.edited": "Angaben geändert",
+    "photo.owner_changed": "anderem Verein zugeordnet",
+    "photo.discarded": "Datei entfernt",
+    "photo.failed": "kein Bild möglich",
+    "photo.reprocessing_failed": "erneute Verarbeitung gescheitert",
+    "consent.recorded": "Einwilligung eingetragen",
+    "consent.withdrawn": "Einwilligung widerrufen",
+    "place.created": "Ort angelegt",
+    "place.changed": "Ort geändert",
+    "tag.created": "Schlagwort angelegt",
+    "tag.renamed": "Schlagwort umbenannt",
+    "tag.controlled": "Schlagwort in die Liste übernommen",
+}
+
+ACTION_PREFIXES = (
+    ("", "alle Einträge"),
+    ("photo.", "Fotos"),
+    ("consent.", "Einwilligungen"),
+    ("place.", "Orte"),
+    ("tag.", "Schlagwörter"),
+    ("user.", "Konten"),
+    ("association.", "Vereine"),
+)
+
+FIELD_LABELS = {
+    "status": "Status", "title": "Titel", "caption": "Bildunterschrift", "alt_text": "Alternativtext",
+    "credit": "Fotograf:in", "licence": "Lizenz", "people": "Erkennbare Personen", "minors": "Minderjährige",
+    "public_event_reason": "Begründung (öffentliche Veranstaltung)", "place_id": "Ort", "taken_at": "Aufgenommen",
+    "translations": "Übersetzungen", "tags": "Schlagwörter", "association": "Verein", "name": "Name",
+    "city": "Stadt", "lat": "Breitengrad", "lon": "Längengrad", "controlled": "in der Liste der Kurator:innen",
+    "active": "gültig", "person": "Person", "by_guardian": "von Erziehungsberechtigten",
+    "given_on": "Datum der Einwilligung", "scopes": "gilt für", "reference": "Ablage des Formulars",
+    "role": "Rolle", "filename": "Datei", "sha256": "Prüfsumme", "derivatives": "Bildgrößen",
+    "automatic": "automatisch durch das Archiv",
+}
+
+PEOPLE_WORDS = {
+    "none": "keine erkennbaren Personen", "consent": "mit Einwilligung",
+    "public_event": "öffentliche Veranstaltung (KUG §23)", "unknown": "noch nicht angegeben",
+}
+SCOPE_WORDS = {"web": "Website", "exhibition": "Ausstellung", "print": "Druck"}
+SUBJECT_WORDS = {"place": "Ort", "tag": "Schlagwort", "user": "Konto", "association": "Verein",
+                 "consent": "Einwilligung", "token": "API-Schlüssel"}
+
+
+@dataclass(frozen=True)
+class Change:
+    label: str
+    before: str | None  # None: the entry keeps no value before (something new)
+    after: str | None  # None: nothing after (something removed)
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    event: AuditEvent
+    at: str
+    who: str
+    what: str
+    subject: str
+    changes: list[Change]
+    reason: str
+    extra: list[tuple[str, str]]
+    photo_title: str = ""  # "" when the photo is gone (discarded) or the page is about one photo
+
+
+def _iso_date(value: str, with_time: bool) -> str:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    return parsed.strftime("%d.%m.%Y, %H:%M" if with_time else "%d.%m.%Y")
+
+
+def shown_value(name: str, value: Any, places: dict[int, str]) -> str:
+    """One value from the log as a person reads it."""
+    if value is None or value == "" or value == []:
+        return "—"
+    if isinstance(value, bool):
+        return "ja" if value else "nein"
+    if name == "status":
+        return status_label(value)
+    if name == "licence":
+        try:
+            return workflow.licence_label(Licence(value))
+        except ValueError:
+            return str(value)
+    if name == "people":
+        return PEOPLE_WORDS.get(str(value), str(value))
+    if name == "place_id" and isinstance(value, int):
+        return places.get(value, f"Ort Nr. {value} (nicht mehr in der Liste)")
+    if name in ("taken_at", "given_on") and isinstance(value, str):
+        return _iso_date(value, with_time=name == "taken_at")
+    if name == "scopes" and isinstance(value, list):
+        return ", ".join(SCOPE_WORDS.get(str(v), str(v)) for v in value)
+    if name == "translations" and isinstance(value, dict):
+        return "; ".join(f"{lang}: " + " / ".join(str(part) for part in parts if part)
+                         for lang, parts in sorted(value.items())) or "—"
+    if name == "sha256" and isinstance(value, str):
+        return value[:12] + "…"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:.6f}".rstrip("0").rstrip(".").replace(".", ",")
+    return str(value)
+
+
+def _subject(event: AuditEvent, names: dict[tuple[str, int], str]) -> str:
+    if event.subject and event.subject_id is not None and event.subject != "consent":
+        word = SUBJECT_WORDS.get(event.subject, event.subject)
+        name = names.get((event.subject, event.subject_id))
+        return f"{word} „{name}“" if name else f"{word} Nr. {event.subject_id}"
+    if event.subject == "consent" and event.subject_id is not None:
+        return f"Einwilligung Nr. {event.subject_id}"
+    return ""
+
+
+def audit_rows(session: Session, events: list[AuditEvent], *, photo_titles: bool = False) -> list[AuditRow]:
+    """The log's entries, in words: who, what, about what, each changed field before → after, and why."""
+    titles: dict[int, str] = {}
+    if photo_titles and (photo_ids := {e.photo_id for e in events if e.photo_id is not None}):
+        titles = {p.id: p.display_title for p in session.scalars(select(Photo).where(Photo.id.in_(photo_ids)))}
+    place_ids = {value for e in events for side in ("before", "after")
+                 if isinstance(value := (e.detail.get(side) or {}).get("place_id"), int)}
+    place_ids |= {e.subject_id for e in events if e.subject == "place" and e.subject_id is not None}
+    places = {p.id: p.label for p in session.scalars(select(Place).where(Place.id.in_(place_ids)))} \
+        if place_ids else {}
+    names: dict[tuple[str, int], str] = {("place", pid): label for pid, label in places.items()}
+    tag_ids = {e.subject_id for e in events if e.subject == "tag" and e.subject_id is not None}
+    if tag_ids:
+        names |= {("tag", t.id): t.name for t in session.scalars(select(Tag).where(Tag.id.in_(tag_ids)))}
+    user_ids = {e.subject_id for e in events if e.subject == "user" and e.subject_id is not None}
+    if user_ids:
+        names |= {("user", u.id): u.username for u in session.scalars(select(User).where(User.id.in_(user_ids)))}
+    rows = []
+    for event in events:
+        detail = dict(event.detail or {})
+        before = detail.pop("before", None) or {}
+        after = detail.pop("after", None) or {}
+        reason = str(detail.pop("reason", "") or "")
+        changes = [Change(FIELD_LABELS.get(name, name),
+                          shown_value(name, before[name], places) if name in before else None,
+                          shown_value(name, after[name], places) if name in after else None)
+                   for name in dict.fromkeys([*before, *after])]
+        extra = [(FIELD_LABELS.get(name, name), shown_value(name, value, places)) for name, value in detail.items()]
+        rows.append(AuditRow(event=event, at=local_time(event.at),
+                             who=event.actor.username if event.actor is not None else "Archiv",
+                             what=ACTION_WORDS.get(event.action, event.action), subject=_subject(event, names),
+                             changes=changes, reason=reason, extra=extra,
+                             photo_title=titles.get(event.photo_id, "") if event.photo_id is not None else ""))
+    return rows
+
+
+def _action_filter() -> str:
+    prefix = request.args.get("action", "").strip()
+    if not re.fullmatch(r"[a-z_.]{0,60}", prefix):
+        abort(400)
+    return prefix
+
+
+@bp.get("/curate/audit")
+@curators_only
+def audit_log() -> Any:
+    prefix = _action_filter()
+    page = audit.read(db.session, action=prefix or None, page=request.args.get("page", 1, type=int) or 1)
+    prefixes = list(ACTION_PREFIXES)
+    if prefix and prefix not in dict(prefixes):
+        prefixes.append((prefix, ACTION_WORDS.get(prefix, prefix)))
+    return render_template("curate/audit.html", rows=audit_rows(db.session, page.events, photo_titles=True),
+                           page=page, photo=None,
+                           prefix=prefix, prefixes=prefixes)
+
+
+@bp.get("/curate/photos/<int:photo_id>/audit")
+@curators_only
+def photo_audit(photo_id: int) -> Any:
+    photo = visible_photo_or_404(photo_id, manage=True)
+    prefix = _action_filter()
+    page = audit.read(db.session, photo_id=photo.id, action=prefix or None,
+                      page=request.args.get("page", 1, type=int) or 1)
+    return render_template("curate/audit.html", rows=audit_rows(db.session, page.events), page=page, photo=photo,
+                           prefix=prefix, prefixes=None)
