@@ -9,18 +9,21 @@ sets it, and we have none). Every other state-changing request needs the CSRF to
 from __future__ import annotations
 
 import functools
+import hashlib
+import secrets
+from datetime import timedelta
 from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import Flask, Request, Response, abort, current_app, g, jsonify, redirect, request, session, url_for
-from flask_login import LoginManager, current_user
+from flask_login import LoginManager, current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .errors import Refusal
-from .models import Photo, User, db
+from .models import LoginSession, Photo, User, db, utcnow
 
 _hasher = PasswordHasher()
 
@@ -62,6 +65,64 @@ def set_password(session: Session, user: User, password: str) -> None:
     user.must_change_password = False
     user.session_version += 1
     session.commit()
+
+
+# How often a session's "last seen" is written: often enough to tell devices apart, rarely enough not to write
+# on every request.
+LAST_SEEN_EVERY = timedelta(minutes=5)
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def open_login_session(db_session: Session, user: User, *, user_agent: str = "", address: str = "") -> str:
+    """A new login session row for ``user``; returns the secret the session cookie carries."""
+    secret = secrets.token_urlsafe(32)
+    db_session.add(LoginSession(user_id=user.id, secret_hash=_digest(secret), session_version=user.session_version,
+                                user_agent=user_agent[:200], address=address[:64]))
+    db_session.commit()
+    return secret
+
+
+def sign_in(user: User) -> None:
+    """Logs ``user`` in on this browser: a session row of its own, so that logging out ends it for good."""
+    session["sid"] = open_login_session(db.session, user, user_agent=request.user_agent.string,
+                                        address=request.remote_addr or "")
+    login_user(user)
+
+
+def sign_out() -> None:
+    """Ends this browser's session here and in the database: a copy of the cookie stops working too."""
+    row = current_login_session()
+    if row is not None:
+        row.ended_at = utcnow()
+        db.session.commit()
+    logout_user()
+    session.pop("sid", None)
+
+
+def current_login_session() -> LoginSession | None:
+    secret = session.get("sid")
+    if not secret:
+        return None
+    return db.session.scalar(select(LoginSession).where(LoginSession.secret_hash == _digest(secret)))
+
+
+def active_sessions(db_session: Session, user: User) -> list[LoginSession]:
+    return list(db_session.scalars(select(LoginSession).where(
+        LoginSession.user_id == user.id, LoginSession.ended_at.is_(None),
+        LoginSession.session_version == user.session_version).order_by(LoginSession.last_seen_at.desc())))
+
+
+def end_login_session(db_session: Session, user: User, session_id: int) -> bool:
+    """Ends one of ``user``'s own sessions (another device); False when there is no such active session."""
+    row = db_session.get(LoginSession, session_id)
+    if row is None or row.user_id != user.id or row.ended_at is not None:
+        return False
+    row.ended_at = utcnow()
+    db_session.commit()
+    return True
 
 
 def init_app(app: Flask) -> None:
@@ -133,6 +194,8 @@ def _one_time_password_first() -> Any:
 
 @login_manager.user_loader
 def _load_user(user_id: str) -> User | None:
+    """The cookie's person, if their session row is still open and of their current session version (a password
+    change, "log out everywhere" or disabling the account moves the version on and so ends every session)."""
     if bearer_token() is not None:
         return None  # a token request is the token's person, never the cookie's
     ident, _, version = user_id.partition(":")
@@ -141,6 +204,12 @@ def _load_user(user_id: str) -> User | None:
     user = db.session.get(User, int(ident))
     if user is None or str(user.session_version) != version or not user.active:
         return None
+    row = current_login_session()
+    if row is None or row.user_id != user.id or row.ended_at is not None or row.session_version != user.session_version:
+        return None
+    if utcnow() - row.last_seen_at > LAST_SEEN_EVERY:
+        row.last_seen_at = utcnow()
+        db.session.commit()
     return user
 
 

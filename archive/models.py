@@ -386,6 +386,25 @@ class ApiToken(db.Model):
     user: Mapped[User] = relationship()
 
 
+class LoginSession(db.Model):
+    """One login on one device. The signed session cookie carries its secret; only the SHA-256 is stored. Logging
+    out ends it here too, so a copied cookie stops working; a new ``session_version`` ends all of a person's."""
+
+    __tablename__ = "login_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    session_version: Mapped[int]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None]
+    user_agent: Mapped[str] = mapped_column(String(200), default="")
+    address: Mapped[str] = mapped_column(String(64), default="")
+
+    user: Mapped[User] = relationship()
+
+
 class LoginFailure(db.Model):
     """Failed logins of the last minutes, counted per name and per address to slow down guessing. Kept in the
     database so that every web process and host counts the same."""

@@ -21,10 +21,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import select, text
 
 from archive import accounts, workflow
-from archive.auth import hash_password
+from archive.auth import hash_password, open_login_session
 from archive.models import (
     Association,
     ConsentScope,
+    LoginSession,
     PeopleShown,
     Photo,
     PhotoStatus,
@@ -125,7 +126,7 @@ def staff_photo_page(role: str, state: PhotoStatus | None) -> int | str:
 
 
 def own_token(role: str, state: PhotoStatus | None) -> int | str:
-    """The admin's token: only the admin revokes it from their account page."""
+    """The admin's token or login session: only the admin ends it from their account page."""
     return LOGIN if role == ANON else (OK if role == ADMIN else 404)
 
 
@@ -149,6 +150,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("account.end_other_sessions", "POST"): logged_in_may,
     ("account.create_token", "POST"): logged_in_may,
     ("account.revoke_token", "POST"): own_token,
+    ("account.end_session", "POST"): own_token,  # one of the admin's sessions
     ("photos.grid", "GET"): logged_in,
     ("upload.form", "GET"): logged_in,
     ("upload.receive", "POST"): logged_in_may,
@@ -248,9 +250,12 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Archive]:
         admin = db.session.get(User, users[ADMIN])
         token, _secret = accounts.create_token(db.session, admin, "Skript")
         invitation, _secret = accounts.create_invitation(db.session, admin, Role.CURATOR)
+        open_login_session(db.session, admin)
+        admin_session = db.session.scalar(select(LoginSession.id).order_by(LoginSession.id.desc()).limit(1))
         values = {
             "place_id": a_place().id, "tag_id": tag.id, "user_id": users[OWN], "association_id": slug_id["lorient"],
-            "token_id": token.id, "invitation_id": invitation.id, "token": "kein-gueltiger-link",
+            "token_id": token.id, "session_id": admin_session, "invitation_id": invitation.id,
+            "token": "kein-gueltiger-link",
             "size": "thumb", "ext": "jpg", "filename": "style.css",
         }
         db.session.remove()
@@ -264,16 +269,17 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Archive]:
 
 
 def _client(archive: Archive, role: str) -> FlaskClient:
-    """A client already logged in as ``role``: the session cookie Flask-Login expects, without the password
-    hashing of a real login in every cell (the login itself is tested elsewhere)."""
+    """A client already logged in as ``role``: a login session row and the cookie Flask-Login expects, without the
+    password hashing of a real login in every cell (the login itself is tested elsewhere)."""
     client = archive.app.test_client()
     if role != ANON:
         with archive.app.app_context():
             user = db.session.get(User, archive.users[role])
-            ident = user.get_id()
+            ident, secret = user.get_id(), open_login_session(db.session, user)
         with client.session_transaction() as session:
             session["_user_id"] = ident
             session["_fresh"] = True
+            session["sid"] = secret
     return client
 
 
@@ -339,7 +345,8 @@ def _fingerprint(archive: Archive) -> str:
     with archive.app.app_context():
         digest = hashlib.sha256()
         tables = [name for (name,) in db.session.execute(text(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT IN ('login_failures', 'sqlite_sequence')"
+            "SELECT name FROM sqlite_master WHERE type = 'table'"
+            " AND name NOT IN ('login_failures', 'login_sessions', 'sqlite_sequence')"
             " ORDER BY name"))]
         for table in tables:
             for row in db.session.execute(text(f"SELECT * FROM {table} ORDER BY 1")):

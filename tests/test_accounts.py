@@ -565,3 +565,38 @@ def test_invite_command_prints_a_working_link(app: Flask, client: FlaskClient, p
     app.config["BASE_URL"] = ""
     bare = runner.invoke(args=["invite", "curator"])
     assert bare.stdout.startswith("/invite/")
+
+
+def test_logging_out_ends_the_session_for_a_copied_cookie_too(app: Flask, people: dict[str, User]) -> None:
+    app.test_client_class = IsolatedClient
+    browser = app.test_client()
+    login(browser, "mia")
+    stolen = app.test_client()
+    stolen.set_cookie("session", browser.get_cookie("session").value)
+    assert stolen.get("/account").status_code == 200  # the copy works while the session is open ...
+    browser.post("/logout")
+    assert stolen.get("/account").status_code == 302  # ... and not after logging out
+    assert browser.get("/account").status_code == 302
+
+
+def test_one_other_device_can_be_logged_out_from_the_account_page(app: Flask, people: dict[str, User]) -> None:
+    app.test_client_class = IsolatedClient
+    laptop, phone = app.test_client(), app.test_client()
+    login(laptop, "mia")
+    phone.environ_base["HTTP_USER_AGENT"] = "Mozilla/5.0 (Linux; Android 14) Chrome/130.0 Mobile"
+    login(phone, "mia")
+    page = laptop.get("/account").get_data(as_text=True)
+    assert "Chrome auf Android" in page and "(dieses Gerät)" in page
+    ids = [int(i) for i in re.findall(r"/account/sessions/(\d+)/end", page)]
+    assert len(ids) == 1  # the other device; this one has no button
+    other = login_as_omar_cannot_end(app, ids[0])
+    assert other == 404
+    assert laptop.post(f"/account/sessions/{ids[0]}/end").status_code == 302
+    assert phone.get("/account").status_code == 302
+    assert laptop.get("/account").status_code == 200
+
+
+def login_as_omar_cannot_end(app: Flask, session_id: int) -> int:
+    client = app.test_client()
+    login(client, "omar")
+    return client.post(f"/account/sessions/{session_id}/end").status_code

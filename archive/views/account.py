@@ -8,9 +8,10 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required, login_user
+from flask_login import current_user, login_required
 
 from .. import accounts
+from ..auth import active_sessions, current_login_session, end_login_session, sign_in
 from ..errors import Refusal
 from ..models import ApiToken, db
 
@@ -51,7 +52,8 @@ def _page(new_token: str | None = None, token_name: str = "", error: Refusal | N
     user = current_user._get_current_object()
     response = current_app.make_response((render_template(
         "account/index.html", user=user, tokens=accounts.tokens_of(db.session, user), new_token=new_token,
-        token_name=token_name, error=error), status))
+        token_name=token_name, error=error, sessions=active_sessions(db.session, user),
+        current_session=current_login_session(), device=device), status))
     response.headers["Cache-Control"] = "no-store"  # a new token is shown on this page once
     return response
 
@@ -76,9 +78,32 @@ def change_name() -> Any:
 def end_other_sessions() -> Any:
     user = current_user._get_current_object()
     accounts.end_sessions(db.session, user, user)
-    login_user(user)  # this session goes on with the new session version; all others have ended
+    sign_in(user)  # this browser goes on in a new session of the new version; all others have ended
     flash("Alle anderen Sitzungen sind beendet. / All other sessions have ended.", "ok")
     return redirect(url_for("account.index"))
+
+
+@bp.post("/account/sessions/<int:session_id>/end")
+def end_session(session_id: int) -> Any:
+    """Logs out one other device (only one's own sessions: any other id answers 404)."""
+    if not end_login_session(db.session, current_user, session_id):
+        raise Refusal("session_unknown", "Diese Sitzung gibt es nicht (mehr).",
+                      "This session does not exist (any more).", status=404)
+    flash("Das Gerät ist abgemeldet. / That device is logged out.", "ok")
+    return redirect(url_for("account.index"))
+
+
+def device(user_agent: str) -> str:
+    """A short, readable name for a browser ("Firefox auf Windows"), from its User-Agent."""
+    browsers = [("Edg/", "Edge"), ("Firefox/", "Firefox"), ("Chrome/", "Chrome"), ("Chromium", "Chromium"),
+                ("Safari/", "Safari")]
+    systems = [("Android", "Android"), ("iPhone", "iPhone"), ("iPad", "iPad"), ("Windows", "Windows"),
+               ("Mac OS X", "macOS"), ("Linux", "Linux")]
+    browser = next((name for marker, name in browsers if marker in user_agent), "")
+    system = next((name for marker, name in systems if marker in user_agent), "")
+    if browser and system:
+        return f"{browser} auf {system}"
+    return browser or system or "unbekanntes Gerät"
 
 
 @bp.post("/account/tokens")

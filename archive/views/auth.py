@@ -7,13 +7,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length
 
 from .. import accounts
-from ..auth import authenticate
+from ..auth import authenticate, sign_in, sign_out
 from ..errors import Refusal
 from ..models import Role, db
 from .account import when
@@ -69,7 +69,7 @@ def login() -> Any:
         user = authenticate(db.session, username, form.password.data or "")
         if user is not None:
             accounts.clear_login_failures(db.session, username)
-            login_user(user)
+            sign_in(user)
             if user.must_change_password:
                 return redirect(url_for("auth.password"))
             return redirect(_safe_next(request.args.get("next")))
@@ -82,7 +82,7 @@ def login() -> Any:
 @bp.post("/logout")
 @login_required
 def logout() -> Any:
-    logout_user()
+    sign_out()
     return redirect(url_for("gallery.index"))
 
 
@@ -92,7 +92,7 @@ def password() -> Any:
     form = PasswordForm()
     if form.validate_on_submit() and _current_password_ok(form):
         accounts.record_password_change(db.session, current_user, form.password.data or "")
-        login_user(current_user._get_current_object())  # the session carries the new session version
+        sign_in(current_user._get_current_object())  # a new session, of the new session version
         flash("Ihr Passwort ist geändert. Ihre anderen Sitzungen sind beendet. / Your password was changed; "
               "your other sessions have ended.", "ok")
         return redirect(url_for("photos.grid"))
@@ -138,7 +138,7 @@ def accept_invitation(token: str) -> Any:
             errors[FIELD_OF[refusal.code]] = refusal.de
             status = refusal.status
         else:
-            login_user(user)
+            sign_in(user)
             flash(f"Willkommen, {user.display_name or user.username}! Ihr Konto ist eingerichtet. / "
                   "Welcome, your account is ready.", "ok")
             return redirect(url_for("upload.form") if user.role == Role.MEMBER else url_for("photos.grid"))
@@ -162,7 +162,7 @@ def reset_password(token: str) -> Any:
             errors[FIELD_OF[refusal.code]] = refusal.de
             status = refusal.status
         else:
-            login_user(user)
+            sign_in(user)
             flash("Ihr neues Passwort gilt. Alle anderen Sitzungen sind beendet. / Your new password is set; "
                   "all other sessions have ended.", "ok")
             return redirect(url_for("photos.grid"))
