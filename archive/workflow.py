@@ -298,10 +298,12 @@ def update_photo(session: Session, photo: Photo, change: RightsChange, actor: Us
             setattr(photo, name, value.strip())
     photo.title = photo.title[:300]
     photo.credit = photo.credit[:200]
-    for name in ("licence", "people", "minors", "taken_at"):
+    for name in ("licence", "people", "minors"):
         value = getattr(change, name)
         if value is not None:
             setattr(photo, name, value)
+    if change.taken_at is not None and not _same_minute(photo.taken_at, change.taken_at):
+        photo.taken_at = change.taken_at  # forms send minutes: the camera's seconds stay unless the time changed
     if change.clear_place:
         photo.place_id = None
     elif change.place_id is not None:
@@ -331,6 +333,10 @@ def update_photo(session: Session, photo: Photo, change: RightsChange, actor: Us
         session.add(OutboxEvent(topic="photo.changed", photo_id=photo.id))
     session.commit()
     return photo
+
+
+def _same_minute(a: datetime | None, b: datetime) -> bool:
+    return a is not None and a.replace(second=0, microsecond=0) == b.replace(second=0, microsecond=0)
 
 
 def _set_translations(photo: Photo, translations: dict[str, tuple[str, str, str]]) -> None:
