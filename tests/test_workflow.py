@@ -273,3 +273,18 @@ def test_the_audit_log_cannot_be_edited(people: dict[str, User], member_photo: i
             db.session.execute(text(statement))
         db.session.rollback()
     assert all(e.action != "x" for e in events(member_photo))
+
+
+def test_public_pages_show_the_place_never_the_photos_own_gps(client: FlaskClient, people: dict[str, User],
+                                                              member_photo: int) -> None:
+    photo = complete_bundle(member_photo, people["member"])
+    photo.gps_lat, photo.gps_lon = 49.4812345, 8.4456789
+    db.session.commit()
+    publish(member_photo, people["curator"])
+    public = client.get(f"/photos/{member_photo}").get_data(as_text=True)
+    api = client.get("/api/v1/search?q=Brücke").get_data(as_text=True)
+    for text in (public, api):
+        assert "49.48123" not in text and "8.44567" not in text and "49,48123" not in text
+    assert "Konrad-Adenauer-Brücke, Ludwigshafen am Rhein" in public and "mlat=49.4836" in public  # the place's own
+    login(client, "mia")  # the association itself sees the exact position, marked as not public
+    assert "49.48123" in client.get(f"/photos/{member_photo}").get_data(as_text=True)
