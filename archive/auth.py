@@ -11,13 +11,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import secrets
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import Flask, Request, Response, abort, current_app, g, jsonify, redirect, request, session, url_for
-from flask_login import LoginManager, current_user, login_user, logout_user
+from flask_login import LoginManager, current_user, login_required, login_user, logout_user
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -224,6 +225,18 @@ def _load_user_from_token(req: Request) -> User | None:
     if user is not None:
         g.token_user_id = user.id
     return user
+
+
+def curators_only(view: Callable[..., Any]) -> Callable[..., Any]:
+    """For the curators' and admins' pages: visitors go to the login page (Flask-Login), members get a 403."""
+
+    @functools.wraps(view)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        if not (current_user.is_authenticated and current_user.sees_everything):
+            abort(403)
+        return view(*args, **kwargs)
+
+    return login_required(checked)
 
 
 def can_view(user: Any, photo: Photo) -> bool:

@@ -428,3 +428,182 @@ class OutboxEvent(db.Model):
     at: Mapped[datetime] = mapped_column(default=utcnow)
     topic: Mapped[str] = mapped_column(String(40))
     photo_id: Mapped[int | None] = mapped_column(index=True)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Selecting for exhibitions: ratings, shortlists, jury rounds, exhibitions and their exports.
+
+
+class Rating(db.Model):
+    """One curator's 1–5 stars for one photo (a curator changes their own rating; the average is shown)."""
+
+    __tablename__ = "ratings"
+    __table_args__ = (UniqueConstraint("photo_id", "curator_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"), index=True)
+    curator_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    stars: Mapped[int]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+shortlist_photos = db.Table(
+    "shortlist_photos",
+    db.Column("shortlist_id", ForeignKey("shortlists.id", ondelete="CASCADE"), primary_key=True),
+    db.Column("photo_id", ForeignKey("photos.id", ondelete="CASCADE"), primary_key=True),
+    db.Column("added_at", db.DateTime, nullable=False, default=utcnow),
+)
+
+
+class Shortlist(db.Model):
+    """A named selection the curators keep ("Brunch 2026 – Kandidaten")."""
+
+    __tablename__ = "shortlists"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    photos: Mapped[list[Photo]] = relationship(secondary=shortlist_photos, order_by=shortlist_photos.c.added_at)
+
+
+class ExhibitionStatus(enum.StrEnum):
+    DRAFT = "draft"
+    PUBLISHED = "published"
+
+
+class Exhibition(db.Model):
+    """A show (the Partnerschaftsbrunch, the town hall, the web): an ordered list of photos with captions."""
+
+    __tablename__ = "exhibitions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(80), unique=True)
+    title: Mapped[str] = mapped_column(String(300))
+    venue: Mapped[str] = mapped_column(String(300), default="")
+    starts_on: Mapped[date | None] = mapped_column(Date)
+    ends_on: Mapped[date | None] = mapped_column(Date)
+    intro: Mapped[str] = mapped_column(Text, default="")  # Markdown; sanitised when shown
+    status: Mapped[ExhibitionStatus] = mapped_column(_enum(ExhibitionStatus), default=ExhibitionStatus.DRAFT)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    published_at: Mapped[datetime | None]
+
+    items: Mapped[list[ExhibitionItem]] = relationship(
+        back_populates="exhibition", cascade="all, delete-orphan", order_by="ExhibitionItem.position"
+    )
+
+
+class ExhibitionItem(db.Model):
+    __tablename__ = "exhibition_items"
+    __table_args__ = (UniqueConstraint("exhibition_id", "photo_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    exhibition_id: Mapped[int] = mapped_column(ForeignKey("exhibitions.id", ondelete="CASCADE"), index=True)
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int]
+    caption: Mapped[str] = mapped_column(Text, default="")  # the exhibition's own caption, if any
+
+    exhibition: Mapped[Exhibition] = relationship(back_populates="items")
+    photo: Mapped[Photo] = relationship()
+
+
+class JuryMode(enum.StrEnum):
+    YES_NO = "yes_no"
+    STARS = "stars"
+
+
+class JuryRound(db.Model):
+    """A jury round: a fixed pool of photos, jurors, a mode, a deadline; closed by count or score cutoff."""
+
+    __tablename__ = "jury_rounds"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    exhibition_id: Mapped[int | None] = mapped_column(ForeignKey("exhibitions.id"), index=True)
+    mode: Mapped[JuryMode] = mapped_column(_enum(JuryMode))
+    blind: Mapped[bool] = mapped_column(default=True)
+    deadline: Mapped[datetime | None]
+    pool_source: Mapped[str] = mapped_column(String(300), default="")  # how the pool was made, for people
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    closed_at: Mapped[datetime | None]
+    close_rule: Mapped[str | None] = mapped_column(String(10))  # "count" or "cutoff"
+    close_value: Mapped[float | None]
+
+    photos: Mapped[list[JuryPhoto]] = relationship(
+        back_populates="round", cascade="all, delete-orphan", order_by="JuryPhoto.position"
+    )
+    jurors: Mapped[list[Juror]] = relationship(back_populates="round", cascade="all, delete-orphan")
+
+
+class JuryPhoto(db.Model):
+    """A photo in a round's pool; ``selected`` is set when the round closes."""
+
+    __tablename__ = "jury_photos"
+    __table_args__ = (UniqueConstraint("round_id", "photo_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("jury_rounds.id", ondelete="CASCADE"), index=True)
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int]
+    selected: Mapped[bool | None]
+
+    round: Mapped[JuryRound] = relationship(back_populates="photos")
+    photo: Mapped[Photo] = relationship()
+
+
+class Juror(db.Model):
+    __tablename__ = "jurors"
+    __table_args__ = (UniqueConstraint("round_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("jury_rounds.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+
+    round: Mapped[JuryRound] = relationship(back_populates="jurors")
+    user: Mapped[User] = relationship()
+
+
+class Vote(db.Model):
+    """One juror's vote on one photo of a round: 0/1 (yes/no) or 1–5 stars. Changeable until the round closes."""
+
+    __tablename__ = "votes"
+    __table_args__ = (UniqueConstraint("round_id", "photo_id", "juror_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("jury_rounds.id", ondelete="CASCADE"), index=True)
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"))
+    juror_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    value: Mapped[int]
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ExportStatus(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class Export(db.Model):
+    """A print package (ZIP), a catalogue or a contact sheet (PDF), made by a background job into the object store."""
+
+    __tablename__ = "exports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    exhibition_id: Mapped[int] = mapped_column(ForeignKey("exhibitions.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # "zip", "catalogue", "contact_sheet"
+    language: Mapped[str] = mapped_column(String(5), default="de")
+    status: Mapped[ExportStatus] = mapped_column(_enum(ExportStatus), default=ExportStatus.QUEUED)
+    done: Mapped[int] = mapped_column(default=0)
+    total: Mapped[int] = mapped_column(default=0)
+    key: Mapped[str | None] = mapped_column(String(200))  # where the finished file is in the object store
+    size_bytes: Mapped[int | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+    exhibition: Mapped[Exhibition] = relationship()

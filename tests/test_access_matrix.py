@@ -8,8 +8,9 @@ object store restored from a snapshot), and a refused POST must leave the databa
 from __future__ import annotations
 
 import hashlib
+import importlib
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -34,101 +35,38 @@ from archive.models import (
     User,
     db,
 )
+from tests.access_rules import (
+    ADMIN,
+    ALLOWED,
+    ANON,
+    CURATOR,
+    LOGIN,
+    OK,
+    OTHER,
+    OWN,
+    ROLES,
+    STATES,
+    USERNAMES,
+    Rule,
+    admin_may,
+    admin_page,
+    edit_page,
+    edit_photo,
+    gone,
+    logged_in,
+    logged_in_may,
+    manage_photo,
+    original,
+    own_token,
+    public,
+    see_photo,
+    staff_may,
+    staff_on_photo,
+    staff_page,
+    staff_photo_page,
+)
 from tests.conftest import PASSWORD, IsolatedClient, login, make_ready_app, settings_for
 from tests.photos import a_place, complete_bundle, upload_one
-
-ANON, OWN, OTHER, CURATOR, ADMIN = "visitor", "member", "other_member", "curator", "admin"
-ROLES = (ANON, OWN, OTHER, CURATOR, ADMIN)
-USERNAMES = {OWN: "mia", OTHER: "omar", CURATOR: "cora", ADMIN: "ada"}
-STATES = tuple(PhotoStatus)
-LOGIN = "login"  # expected: a redirect to the login page
-OK = "ok"  # expected: allowed; the answer is the action's own (a page, a redirect, or a refusal of the input)
-ALLOWED = {200, 201, 302, 303, 400, 409, 410, 422}
-
-Rule = Callable[[str, PhotoStatus | None], int | str]
-
-
-def _staff(role: str) -> bool:
-    return role in (CURATOR, ADMIN)
-
-
-def public(role: str, state: PhotoStatus | None) -> int | str:
-    return 200
-
-
-def logged_in(role: str, state: PhotoStatus | None) -> int | str:
-    return LOGIN if role == ANON else 200
-
-
-def logged_in_may(role: str, state: PhotoStatus | None) -> int | str:
-    return LOGIN if role == ANON else OK
-
-
-def staff_page(role: str, state: PhotoStatus | None) -> int | str:
-    return LOGIN if role == ANON else (200 if _staff(role) else 403)
-
-
-def staff_may(role: str, state: PhotoStatus | None) -> int | str:
-    return LOGIN if role == ANON else (OK if _staff(role) else 403)
-
-
-def admin_page(role: str, state: PhotoStatus | None) -> int | str:
-    return LOGIN if role == ANON else (200 if role == ADMIN else 403)
-
-
-def admin_may(role: str, state: PhotoStatus | None) -> int | str:
-    return LOGIN if role == ANON else (OK if role == ADMIN else 403)
-
-
-def gone(role: str, state: PhotoStatus | None) -> int | str:
-    return 404  # an unknown invitation or reset link
-
-
-def see_photo(role: str, state: PhotoStatus | None) -> int | str:
-    """Published photos for everyone; the others only for their association, curators and admins (404, not
-    403, for everyone else: their existence does not leak)."""
-    return 200 if state == PhotoStatus.PUBLISHED or role in (OWN, CURATOR, ADMIN) else 404
-
-
-def original(role: str, state: PhotoStatus | None) -> int | str:
-    return 200 if role in (OWN, CURATOR, ADMIN) else 404
-
-
-def edit_page(role: str, state: PhotoStatus | None) -> int | str:
-    if role == ANON:
-        return LOGIN
-    if role == OTHER:
-        return 404
-    return 403 if role == OWN and state == PhotoStatus.PUBLISHED else 200
-
-
-def edit_photo(role: str, state: PhotoStatus | None) -> int | str:
-    answer = edit_page(role, state)
-    return OK if answer == 200 else answer
-
-
-def manage_photo(role: str, state: PhotoStatus | None) -> int | str:
-    """Consent and the removal of failed files: the owning association, curators and admins."""
-    return LOGIN if role == ANON else (404 if role == OTHER else OK)
-
-
-def staff_on_photo(role: str, state: PhotoStatus | None) -> int | str:
-    """Lifecycle and owner: curators and admins; the owning association sees the photo but may not."""
-    if role == ANON:
-        return LOGIN
-    if role == OTHER:
-        return 404
-    return 403 if role == OWN else OK
-
-
-def staff_photo_page(role: str, state: PhotoStatus | None) -> int | str:
-    return LOGIN if role == ANON else (200 if _staff(role) else 403)
-
-
-def own_token(role: str, state: PhotoStatus | None) -> int | str:
-    """The admin's token or login session: only the admin ends it from their account page."""
-    return LOGIN if role == ANON else (OK if role == ADMIN else 404)
-
 
 # (endpoint, method) -> rule. Every route in the app must be here.
 POLICY: dict[tuple[str, str], Rule] = {
@@ -208,6 +146,12 @@ BODIES: dict[str, dict[str, str]] = {
 }
 
 
+AREAS = [importlib.import_module(f"tests.{path.stem}") for path in sorted(Path(__file__).parent.glob("policy_*.py"))]
+for _area in AREAS:
+    POLICY.update(_area.POLICY)
+    BODIES.update(getattr(_area, "BODIES", {}))
+
+
 @dataclass
 class Archive:
     app: Flask
@@ -258,6 +202,9 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Archive]:
             "token": "kein-gueltiger-link",
             "size": "thumb", "ext": "jpg", "filename": "style.css",
         }
+        for area in AREAS:
+            if hasattr(area, "values"):
+                values.update(area.values(users, photos))
         db.session.remove()
         db.engine.dispose()
     snapshot = folder / "snapshot"

@@ -283,8 +283,8 @@ def test_public_pages_show_the_place_never_the_photos_own_gps(client: FlaskClien
     publish(member_photo, people["curator"])
     public = client.get(f"/photos/{member_photo}").get_data(as_text=True)
     api = client.get("/api/v1/search?q=Brücke").get_data(as_text=True)
-    for text in (public, api):
-        assert "49.48123" not in text and "8.44567" not in text and "49,48123" not in text
+    for answer in (public, api):
+        assert "49.48123" not in answer and "8.44567" not in answer and "49,48123" not in answer
     assert "Konrad-Adenauer-Brücke, Ludwigshafen am Rhein" in public and "mlat=49.4836" in public  # the place's own
     login(client, "mia")  # the association itself sees the exact position, marked as not public
     assert "49.48123" in client.get(f"/photos/{member_photo}").get_data(as_text=True)

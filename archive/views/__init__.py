@@ -41,9 +41,24 @@ def people_label(value: str) -> str:
 def register_blueprints(app: Flask) -> None:
     from .. import workflow
     from ..auth import can_manage
-    from . import account, admin, auth, curate, gallery, media, photos, search, upload
+    from . import (
+        account,
+        admin,
+        auth,
+        curate,
+        exhibitions,
+        exports,
+        gallery,
+        jury,
+        media,
+        photos,
+        search,
+        selection,
+        upload,
+    )
 
-    for module in (account, admin, auth, curate, gallery, media, photos, search, upload):
+    for module in (account, admin, auth, curate, exhibitions, exports, gallery, jury, media, photos, search,
+                   selection, upload):
         app.register_blueprint(module.bp)
     app.jinja_env.globals.update(
         status_label=status_label, can_manage=can_manage, can_edit=workflow.can_edit, people_label=people_label,

@@ -7,21 +7,20 @@ archive.vocabulary (places, tags); the audit log is only read here.
 
 from __future__ import annotations
 
-import functools
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from .. import audit, vocabulary, workflow
-from ..auth import visible_photo_or_404
+from ..auth import curators_only, visible_photo_or_404
 from ..catalog import Page
 from ..errors import Refusal
 from ..errors_web import language
@@ -36,16 +35,6 @@ PER_PAGE = 50
 MAX_SELECTED = 200  # more than a page ever shows: a guard against forged forms, not a limit people meet
 
 
-def curators_only(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Visitors go to the login page (Flask-Login), members get a 403."""
-
-    @functools.wraps(view)
-    def checked(*args: Any, **kwargs: Any) -> Any:
-        if not workflow.is_staff(current_user):
-            abort(403)
-        return view(*args, **kwargs)
-
-    return login_required(checked)
 
 
 try:
