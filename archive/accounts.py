@@ -38,6 +38,7 @@ from .models import (
     Photo,
     Role,
     User,
+    parse_id,
     utcnow,
 )
 
@@ -135,10 +136,8 @@ def _association_for(session: Session, role: Role, association_id: int | str | N
         return None
     association = None
     if association_id not in (None, ""):
-        try:
-            association = session.get(Association, int(association_id))  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            association = None
+        ident = parse_id(association_id)
+        association = session.get(Association, ident) if ident is not None else None
     if association is None:
         raise Refusal("association_missing", "Ein Mitglied gehört zu einem Verein: bitte wählen Sie ihn aus.",
                       "A member belongs to an association: please choose it.")
@@ -321,6 +320,7 @@ def use_reset_link(session: Session, token: str, *, password: str | None, confir
     session.execute(delete(LoginFailure).where(LoginFailure.username == user.username))
     audit.record(session, "user.password_reset", actor=user, subject="user", subject_id=user.id,
                  invitation_id=invitation.id)
+    revoke_all_tokens(session, user, user, "password reset")
     set_password(session, user, password)  # commits
     return user
 
@@ -387,6 +387,18 @@ def revoke_token(session: Session, actor: User | None, token_id: int, *, now: da
                      user_id=token.user_id, name=token.name, prefix=token.prefix)
         session.commit()
     return token
+
+
+def revoke_all_tokens(session: Session, actor: User | None, user: User, why: str) -> int:
+    """Every open token of ``user`` stops working (a password reset or a disabled account: the tokens may be in the
+    wrong hands too). Adds to the caller's transaction; returns how many."""
+    now = utcnow()
+    tokens = [t for t in tokens_of(session, user) if t.revoked_at is None]
+    for token in tokens:
+        token.revoked_at = now
+        audit.record(session, "token.revoked", actor=actor, subject="token", subject_id=token.id,
+                     user_id=user.id, name=token.name, prefix=token.prefix, why=why)
+    return len(tokens)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -503,6 +515,7 @@ def change_account(session: Session, actor: User | None, user: User, *, role: Ro
     user.display_name = display
     if user.active and not active:
         user.session_version += 1  # every session of the person ends now
+        revoke_all_tokens(session, actor, user, "account disabled")
     user.active = bool(active)
     old, new = audit.changes(before, _snapshot(user))
     if new:

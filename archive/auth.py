@@ -23,6 +23,7 @@ from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from . import audit
 from .errors import Refusal
 from .models import LoginSession, Photo, User, db, utcnow
 
@@ -122,6 +123,8 @@ def end_login_session(db_session: Session, user: User, session_id: int) -> bool:
     if row is None or row.user_id != user.id or row.ended_at is not None:
         return False
     row.ended_at = utcnow()
+    audit.record(db_session, "user.session_ended", actor=user, subject="user", subject_id=user.id,
+                 device=row.user_agent[:80])
     db_session.commit()
     return True
 

@@ -48,3 +48,13 @@ def database_unavailable() -> Unavailable:
         "Bitte versuchen Sie es in einer Minute noch einmal.",
         "The database is busy or cannot be reached right now. Nothing was saved. Please try again in a minute.",
     )
+
+
+def changed_meanwhile() -> Refusal:
+    return Refusal(
+        "changed_meanwhile",
+        "Dieses Foto wurde gerade von jemand anderem geändert. Es wurde nichts gespeichert. Bitte laden Sie die "
+        "Seite neu und versuchen Sie es noch einmal.",
+        "Someone else changed this photo a moment ago. Nothing was saved. Please reload the page and try again.",
+        status=409,
+    )

@@ -6,9 +6,10 @@ from typing import Any
 
 from flask import Flask, current_app, g, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from .errors import Refusal, Unavailable, database_unavailable
+from .errors import Refusal, Unavailable, changed_meanwhile, database_unavailable
 
 MESSAGES = {
     400: ("Die Anfrage ist unvollständig oder fehlerhaft.", "The request is incomplete or malformed."),
@@ -63,6 +64,13 @@ def init_app(app: Flask) -> None:
 
     for kind in DATABASE_UNAVAILABLE:
         app.register_error_handler(kind, _database)
+
+    @app.errorhandler(StaleDataError)
+    def _changed_meanwhile(_error: StaleDataError) -> Any:
+        from .models import db
+
+        db.session.rollback()
+        return _answer(changed_meanwhile())
 
     @app.errorhandler(CSRFError)
     def _csrf(_error: CSRFError) -> Any:

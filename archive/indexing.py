@@ -45,15 +45,17 @@ def not_yet_hidden(session: Session, viewer: Viewer, position: int) -> set[int]:
     """Photos the index still shows but ``viewer`` may no longer see: changed after ``position`` (the last outbox
     event the index applied) and now unpublished or gone. Search leaves them out until the writer catches up, so
     an unpublished photo leaves public search in the very request that unpublished it."""
-    changed = set(session.scalars(select(OutboxEvent.photo_id).where(OutboxEvent.id > position,
-                                                                     OutboxEvent.photo_id.is_not(None))))
-    if not changed:
-        return set()
-    rows = session.execute(select(Photo.id, Photo.status, Association.slug).join(Photo.association)
-                           .where(Photo.id.in_(changed)))
-    still_visible = {photo_id for photo_id, status, slug in rows
-                     if status == PhotoStatus.PUBLISHED or slug == viewer.association}
-    return changed - still_visible
+    changed = (select(OutboxEvent.photo_id).where(OutboxEvent.id > position, OutboxEvent.photo_id.is_not(None))
+               .distinct().scalar_subquery())
+    # In SQL, not as a list of ids: after a bulk change the outbox may name thousands of photos.
+    gone = set(session.scalars(select(OutboxEvent.photo_id).where(OutboxEvent.id > position,
+                                                                  OutboxEvent.photo_id.is_not(None))
+                               .where(~OutboxEvent.photo_id.in_(select(Photo.id))).distinct()))
+    hidden = select(Photo.id).join(Photo.association).where(Photo.id.in_(changed),
+                                                            Photo.status != PhotoStatus.PUBLISHED)
+    if viewer.association:
+        hidden = hidden.where(Association.slug != viewer.association)
+    return gone | set(session.scalars(hidden))
 
 
 def _load(session: Session, ids: list[int]) -> dict[int, Photo]:

@@ -38,6 +38,13 @@ db = SQLAlchemy(model_class=Base)
 DATABASE_UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout)
 
 
+def parse_id(value: object) -> int | None:
+    """A database id from a form or query: plain ASCII digits within range, else None ("²", "-1" and 10**20 are
+    not ids, and must not become a 500 on the way to the database)."""
+    text = str(value if value is not None else "").strip()
+    return int(text) if text.isascii() and text.isdigit() and 0 < len(text) <= 15 else None
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
@@ -229,6 +236,11 @@ class Photo(db.Model):
 
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     processed_at: Mapped[datetime | None]
+    # Optimistic locking: every UPDATE checks and bumps it, so two changes decided on the same old state (a
+    # publication and a consent withdrawal at the same moment) cannot both land: the second gets StaleDataError.
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
+
+    __mapper_args__ = {"version_id_col": version}
 
     association: Mapped[Association] = relationship()
     uploader: Mapped[User | None] = relationship()
@@ -303,7 +315,10 @@ class Consent(db.Model):
         return self.withdrawn_at is None
 
     def covers(self, scope: ConsentScope) -> bool:
-        return self.active and bool(getattr(self, f"scope_{scope.value}"))
+        return self.active and self.covers_when_active(scope)
+
+    def covers_when_active(self, scope: ConsentScope) -> bool:
+        return bool(getattr(self, f"scope_{scope.value}"))
 
     @property
     def scopes(self) -> list[ConsentScope]:

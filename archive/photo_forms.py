@@ -8,7 +8,7 @@ from datetime import date, datetime
 from typing import Any
 
 from .errors import Refusal
-from .models import ConsentScope, Licence, PeopleShown
+from .models import ConsentScope, Licence, PeopleShown, parse_id
 from .workflow import LANGUAGES, RightsChange
 
 
@@ -44,11 +44,6 @@ def _taken_at(form: Mapping[str, Any]) -> datetime | None:
                   f"The date taken '{value}' is not a valid date (e.g. 2024-06-01).", status=422)
 
 
-def _int_or_none(value: Any) -> int | None:
-    value = str(value or "").strip()
-    return int(value) if value.isdigit() else None
-
-
 def rights_change(form: Any, *, upload_defaults: bool = False) -> RightsChange:
     """The edit form (or the upload form's defaults for every file) as a RightsChange. Fields the form does not
     carry stay None: "leave as it is"."""
@@ -67,14 +62,15 @@ def rights_change(form: Any, *, upload_defaults: bool = False) -> RightsChange:
     if "public_event_reason" in form:
         change.public_event_reason = form.get("public_event_reason")
     if "place" in form:
-        change.place_id = _int_or_none(form.get("place"))
+        change.place_id = parse_id(form.get("place"))
         change.clear_place = change.place_id is None
     change.taken_at = _taken_at(form)
-    if any(f"title_{lang}" in form for lang in LANGUAGES):
+    sent = [lang for lang in LANGUAGES if lang != "de" and f"title_{lang}" in form]
+    if sent:  # only the languages the form carries: a script sending English leaves French alone
         change.translations = {lang: (form.get(f"title_{lang}", ""), form.get(f"caption_{lang}", ""),
-                                      form.get(f"alt_text_{lang}", "")) for lang in LANGUAGES if lang != "de"}
+                                      form.get(f"alt_text_{lang}", "")) for lang in sent}
     if "tags_shown" in form:  # the checkboxes were on the page: none ticked means none wanted
-        change.tag_ids = [i for i in (_int_or_none(v) for v in form.getlist("tags")) if i is not None]
+        change.tag_ids = [i for i in (parse_id(v) for v in form.getlist("tags")) if i is not None]
     if "keywords" in form:
         change.keywords = [word for word in (form.get("keywords") or "").split(",")]
     return change

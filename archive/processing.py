@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from . import media
 from .metadata import PhotoMetadata, read_metadata
@@ -74,6 +75,27 @@ def process_photo(photo_id: int, session: Session, store: ObjectStore, settings:
     for rendition in renditions:
         key = derivative_key(photo.sha256, rendition.size, rendition.fmt, digests[rendition.size, rendition.fmt])
         store.put_bytes(key, rendition.data, rendition.mime)
+    # People may have edited the photo while its images were made (the upload form's rights, a quick title):
+    # the row's version then no longer matches. Load it again and apply our part to what they saved.
+    for _attempt in range(5):
+        try:
+            replaced = _record(session, photo, renditions, digests, meta, first_time)
+            break
+        except StaleDataError:
+            session.rollback()
+            photo = session.get(Photo, photo_id, populate_existing=True)
+            if photo is None:
+                return None  # removed meanwhile; reconcile deletes the images no row points to
+    else:
+        raise RuntimeError(f"photo {photo_id} kept changing while its images were recorded")
+    delete_best_effort(store, replaced)
+    return photo
+
+
+def _record(session: Session, photo: Photo, renditions: list[media.Rendition], digests: dict[tuple[str, str], str],
+            meta: PhotoMetadata | None, first_time: bool) -> list[str]:
+    """Points the photo at its new images, fills what the file says where people wrote nothing, moves a new photo
+    on to 'submitted', and commits. Returns the keys no row uses any more."""
     replaced = _record_derivatives(photo, renditions, digests)  # the same keys, derived from the digests
     if meta is not None:
         _apply_metadata(session, photo, meta)
@@ -85,8 +107,7 @@ def process_photo(photo_id: int, session: Session, store: ObjectStore, settings:
     photo.processed_at = utcnow()
     session.add(OutboxEvent(topic="photo.changed", photo_id=photo.id))
     session.commit()
-    delete_best_effort(store, replaced)
-    return photo
+    return replaced
 
 
 def _record_derivatives(photo: Photo, renditions: list[media.Rendition],

@@ -8,6 +8,7 @@ from typing import NamedTuple
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from . import audit
 from .auth import hash_password
 from .models import Association, Role, User
 
@@ -49,6 +50,9 @@ def ensure_admin(session: Session, username: str = "admin") -> str | None:
         return None
     admin = User(username=username, display_name="Administrator", role=Role.ADMIN, password_hash="")
     session.add(admin)
+    session.flush()
+    audit.record(session, "user.created", subject="user", subject_id=admin.id,
+                 after={"username": username, "role": Role.ADMIN}, by="brucken init")
     return one_time_password(session, admin)
 
 
@@ -58,5 +62,7 @@ def one_time_password(session: Session, user: User) -> str:
     user.password_hash = hash_password(password)
     user.must_change_password = True
     user.session_version = (user.session_version or 0) + 1
+    audit.record(session, "user.one_time_password", subject="user", subject_id=user.id,
+                 detail_note="a one-time password was set; every session of the person ended")
     session.commit()
     return password

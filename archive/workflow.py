@@ -13,9 +13,11 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import flag_modified
+from sqlalchemy.orm.exc import StaleDataError
 
 from . import audit
-from .errors import Refusal
+from .errors import Refusal, changed_meanwhile
 from .models import (
     Association,
     Consent,
@@ -240,6 +242,9 @@ def bulk_transition(session: Session, photos: Iterable[Photo], action: str, acto
         except Refusal as refusal:
             session.rollback()
             outcome.refused.append((photo.id, refusal))
+        except StaleDataError:
+            session.rollback()
+            outcome.refused.append((photo.id, changed_meanwhile()))
         else:
             outcome.done.append(photo.id)
     return outcome
@@ -371,7 +376,7 @@ def _set_tags(session: Session, photo: Photo, tag_ids: list[int] | None, keyword
             if tag is None:
                 tag = Tag(name=word, controlled=False)
                 session.add(tag)
-            if tag not in controlled:
+            if tag not in controlled and tag not in free:  # "Brücke, brücke" is one word
                 free.append(tag)
     photo.tags = [*controlled, *free]
 
@@ -439,7 +444,10 @@ def withdraw_consent(session: Session, photo: Photo, consent: Consent, actor: Us
                  subject_id=consent.id, before={"active": True}, after={"active": False},
                  reason=consent.withdrawn_reason)
     session.add(OutboxEvent(topic="photo.changed", photo_id=photo.id))
-    if photo.status == S.PUBLISHED and publication_gaps(photo):
+    flag_modified(photo, "people")  # the photo's row takes part: a publication at the same moment conflicts
+    # Whoever withdrew, the photo stops being public now, even when other consents remain: the person who
+    # withdrew is in it. A curator may publish it again after checking (e.g. with that person cropped out).
+    if photo.status == S.PUBLISHED and consent.covers_when_active(ConsentScope.WEB):
         # The archive does this, whoever recorded the withdrawal: a member may not withdraw photos otherwise.
         transition(session, photo, "withdraw", actor, "Einwilligung widerrufen / consent withdrawn", commit=False,
                    automatic=True)

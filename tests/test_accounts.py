@@ -600,3 +600,19 @@ def login_as_omar_cannot_end(app: Flask, session_id: int) -> int:
     client = app.test_client()
     login(client, "omar")
     return client.post(f"/account/sessions/{session_id}/end").status_code
+
+
+def test_a_password_reset_or_a_disabled_account_revokes_the_persons_tokens(people: dict[str, User]) -> None:
+    mia = people["member"]
+    _token, secret = accounts.create_token(db.session, mia, "Skript")
+    _invitation, link = accounts.create_reset_link(db.session, people["admin"], mia)
+    accounts.use_reset_link(db.session, link, password="ein-ganz-neues-passwort", confirm="ein-ganz-neues-passwort")
+    assert accounts.user_for_token(db.session, secret) is None
+    _token, secret = accounts.create_token(db.session, mia, "Skript 2")
+    accounts.change_account(db.session, people["admin"], mia, role=mia.role, association_id=mia.association_id,
+                            active=False, display_name=mia.display_name)
+    accounts.change_account(db.session, people["admin"], mia, role=mia.role, association_id=mia.association_id,
+                            active=True, display_name=mia.display_name)
+    assert accounts.user_for_token(db.session, secret) is None  # re-enabling does not bring it back
+    revoked = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "token.revoked")).all()
+    assert sorted(e.detail["why"] for e in revoked) == ["account disabled", "password reset"]

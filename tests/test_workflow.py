@@ -288,3 +288,95 @@ def test_public_pages_show_the_place_never_the_photos_own_gps(client: FlaskClien
     assert "Konrad-Adenauer-Brücke, Ludwigshafen am Rhein" in public and "mlat=49.4836" in public  # the place's own
     login(client, "mia")  # the association itself sees the exact position, marked as not public
     assert "49.48123" in client.get(f"/photos/{member_photo}").get_data(as_text=True)
+
+
+def test_one_persons_withdrawal_unpublishes_even_when_others_consented(people: dict[str, User],
+                                                                       member_photo: int) -> None:
+    photo = complete_bundle(member_photo, people["member"], people=PeopleShown.CONSENT)
+    first, _second = (workflow.record_consent(db.session, photo, people["member"], person=name,
+                                              given_on=date(2024, 5, 1), scopes={ConsentScope.WEB})
+                      for name in ("Lena K.", "Jonas P."))
+    publish(member_photo, people["curator"])
+    workflow.withdraw_consent(db.session, photo, first, people["member"])
+    assert db.session.get(Photo, member_photo).status == PhotoStatus.WITHDRAWN
+    assert workflow.publication_gaps(photo) == []  # a curator may look again and publish, e.g. cropped
+
+
+def test_a_publication_and_a_withdrawal_at_the_same_moment_cannot_both_land(
+        app: Flask, people: dict[str, User], member_photo: int) -> None:
+    from sqlalchemy.orm import Session
+    from sqlalchemy.orm.exc import StaleDataError
+
+    photo = complete_bundle(member_photo, people["member"], people=PeopleShown.CONSENT)
+    consent = workflow.record_consent(db.session, photo, people["member"], person="Lena K.",
+                                      given_on=date(2024, 5, 1), scopes={ConsentScope.WEB})
+    with Session(db.engine) as curator_session:  # the curator's request has loaded the photo (in review) ...
+        seen = curator_session.get(Photo, member_photo)
+        assert workflow.publication_gaps(seen) == []
+        # ... when the member's request records the withdrawal and commits first.
+        workflow.withdraw_consent(db.session, photo, consent, people["member"])
+        with pytest.raises(StaleDataError):
+            workflow.transition(curator_session, seen, "publish", curator_session.get(User, people["curator"].id))
+        curator_session.rollback()
+    db.session.expire_all()
+    assert db.session.get(Photo, member_photo).status == PhotoStatus.SUBMITTED
+    assert events(member_photo, "photo.publish") == []
+
+
+def test_the_changed_meanwhile_refusal_reaches_people_as_a_409(client: FlaskClient, people: dict[str, User],
+                                                               member_photo: int,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy import update
+
+    real = workflow.publication_gaps
+
+    def someone_else_edits_first(photo: Photo, *args: object) -> list:
+        with db.engine.begin() as connection:  # another request's commit, between our read and our write
+            connection.execute(update(Photo).where(Photo.id == photo.id).values(version=Photo.version + 1))
+        return real(photo, *args)
+
+    complete_bundle(member_photo, people["member"])
+    monkeypatch.setattr(workflow, "publication_gaps", someone_else_edits_first)
+    login(client, "cora")
+    response = client.post(f"/photos/{member_photo}/status", data={"action": "publish"},
+                           headers={"Accept": "application/json"})
+    assert response.status_code == 409 and response.get_json()["error"]["code"] == "changed_meanwhile"
+    db.session.expire_all()
+    assert db.session.get(Photo, member_photo).status == PhotoStatus.SUBMITTED
+
+
+def test_processing_keeps_what_people_saved_while_it_ran(app: Flask, client: FlaskClient,
+                                                         people: dict[str, User],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from archive import media
+
+    real = media.make_derivatives
+
+    def slow_with_an_edit_meanwhile(*args: object, **kwargs: object) -> object:
+        result = real(*args, **kwargs)
+        with db.engine.begin() as connection:  # the upload form's rights land while the images are made
+            connection.execute(text("UPDATE photos SET credit = 'Mia Müller', version = version + 1"))
+        return result
+
+    monkeypatch.setattr(media, "make_derivatives", slow_with_an_edit_meanwhile)
+    login(client, "mia")
+    photo_id = upload_one(client)
+    db.session.expire_all()
+    photo = db.session.get(Photo, photo_id)
+    assert photo.status == PhotoStatus.SUBMITTED and len(photo.derivatives) == 4
+    assert photo.credit == "Mia Müller"
+
+
+def test_odd_numbers_in_forms_and_urls_are_refusals_not_errors(client: FlaskClient, people: dict[str, User],
+                                                                member_photo: int) -> None:
+    login(client, "cora")
+    assert client.get("/photos/99999999999999999999").status_code == 404
+    assert client.get("/media/99999999999999999999/thumb.jpg").status_code == 404
+    assert client.get("/photos?page=99999999999999999999").status_code == 200
+    for value in ("²", "99999999999999999999", "-1"):
+        response = client.post(f"/photos/{member_photo}/edit", data={"place": value, "tags_shown": "1",
+                                                                     "tags": value})
+        assert response.status_code == 302, value
+    response = client.post(f"/photos/{member_photo}/edit", data={"keywords": "Brücke, brücke, BRÜCKE"})
+    assert response.status_code == 302
+    assert [t.name for t in db.session.get(Photo, member_photo).tags] == ["Brücke"]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Flask
+from werkzeug.routing import IntegerConverter
 
 STATUS_LABELS = {
     "processing": "wird verarbeitet",
@@ -38,7 +41,23 @@ def people_label(value: str) -> str:
     return PEOPLE_LABELS.get(str(value), str(value))
 
 
+def page_number() -> int:
+    """``?page=`` as a sane page number: 1 for nonsense, capped so no query gets an absurd offset."""
+    from flask import request
+
+    return min(max(request.args.get("page", 1, type=int) or 1, 1), 100_000)
+
+
+class BoundedInt(IntegerConverter):
+    """``<int:…>`` in routes, but only numbers a database id can be: a larger one is a 404, not a 500."""
+
+    def __init__(self, url_map: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", 2**53)
+        super().__init__(url_map, *args, **kwargs)
+
+
 def register_blueprints(app: Flask) -> None:
+    app.url_map.converters["int"] = BoundedInt
     from .. import workflow
     from ..auth import can_manage
     from . import (

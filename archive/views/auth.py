@@ -100,9 +100,18 @@ def password() -> Any:
 
 
 def _current_password_ok(form: PasswordForm) -> bool:
+    """The current password, under the same limit as the login: a session left open is no way to guess it."""
     if current_user.must_change_password:
         return True
-    if authenticate(db.session, current_user.username, form.current.data or "") is None:
+    username, address = current_user.username, client_address()
+    throttle = accounts.Throttle.from_config(current_app.config)
+    try:
+        accounts.check_login_allowed(db.session, username, address, throttle)
+    except accounts.TooManyAttempts as refusal:
+        form.current.errors = [refusal.de, refusal.en]
+        return False
+    if authenticate(db.session, username, form.current.data or "") is None:
+        accounts.record_login_failure(db.session, username, address, throttle)
         form.current.errors = ["Das bisherige Passwort stimmt nicht. / The current password is wrong."]
         return False
     return True

@@ -24,9 +24,9 @@ from ..auth import curators_only, visible_photo_or_404
 from ..catalog import Page
 from ..errors import Refusal
 from ..errors_web import language
-from ..models import Association, AuditEvent, Licence, Photo, PhotoStatus, Place, Tag, User, db
+from ..models import Association, AuditEvent, Licence, Photo, PhotoStatus, Place, Tag, User, db, parse_id
 from ..services import get_jobs
-from . import status_label
+from . import page_number, status_label
 
 bp = Blueprint("curate", __name__)
 
@@ -97,7 +97,7 @@ def _queue_filters(args: Any) -> tuple[str, Association | None, int]:
         association = db.session.scalar(select(Association).where(Association.slug == slug))
         if association is None:
             abort(404)
-    return status_key, association, args.get("page", 1, type=int) or 1
+    return status_key, association, page_number()
 
 
 def _queue_args(status_key: str, association: Association | None, number: int) -> dict[str, Any]:
@@ -170,10 +170,10 @@ def plan_bulk(photos: list[Photo], action: str, tag: Tag | None = None) -> list[
 
 
 def _selected_photos(raw_ids: list[str]) -> list[Photo]:
-    try:
-        ids = list(dict.fromkeys(int(raw) for raw in raw_ids))
-    except ValueError:
+    parsed = [parse_id(raw) for raw in raw_ids]
+    if None in parsed:
         abort(400)
+    ids = list(dict.fromkeys(i for i in parsed if i is not None))
     if not ids:
         raise Refusal("nothing_selected", "Bitte wählen Sie mindestens ein Foto aus (Kästchen vor dem Titel).",
                       "Please select at least one photo (the box before its title).", status=422)
@@ -190,7 +190,7 @@ def _selected_photos(raw_ids: list[str]) -> list[Photo]:
 
 
 def _chosen_tag(raw: str | None) -> Tag:
-    tag = db.session.get(Tag, int(raw)) if raw and raw.isdigit() else None
+    tag = db.session.get(Tag, tag_id) if (tag_id := parse_id(raw)) is not None else None
     if tag is None or not tag.controlled:
         raise Refusal("tag_missing", "Bitte wählen Sie ein Schlagwort aus der Liste.",
                       "Please choose a tag from the list.", status=422)
@@ -538,7 +538,7 @@ def _action_filter() -> str:
 @curators_only
 def audit_log() -> Any:
     prefix = _action_filter()
-    page = audit.read(db.session, action=prefix or None, page=request.args.get("page", 1, type=int) or 1)
+    page = audit.read(db.session, action=prefix or None, page=page_number())
     prefixes = list(ACTION_PREFIXES)
     if prefix and prefix not in dict(prefixes):
         prefixes.append((prefix, ACTION_WORDS.get(prefix, prefix)))
@@ -553,6 +553,6 @@ def photo_audit(photo_id: int) -> Any:
     photo = visible_photo_or_404(photo_id, manage=True)
     prefix = _action_filter()
     page = audit.read(db.session, photo_id=photo.id, action=prefix or None,
-                      page=request.args.get("page", 1, type=int) or 1)
+                      page=page_number())
     return render_template("curate/audit.html", rows=audit_rows(db.session, page.events), page=page, photo=photo,
                            prefix=prefix, prefixes=None)

@@ -18,6 +18,7 @@ from ..models import Association, Consent, Photo, PhotoStatus, Place, Tag, db, u
 from ..photo_forms import consent_fields, rights_change
 from ..reconcile import discard_photo
 from ..services import get_jobs, get_store
+from . import page_number
 
 bp = Blueprint("photos", __name__)
 
@@ -30,7 +31,7 @@ def grid() -> Any:
         abort(404)
     except PermissionError:
         abort(403)
-    page = association_photos(db.session, association, request.args.get("page", 1, type=int) or 1)
+    page = association_photos(db.session, association, page_number())
     associations = (db.session.scalars(select(Association).order_by(Association.name)).all()
                     if current_user.sees_everything else [])
     return render_template("photos/grid.html", page=page, association=association,
