@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from flask_login import UserMixin
 from flask_sqlalchemy import SQLAlchemy
@@ -240,7 +240,7 @@ class Photo(db.Model):
     # publication and a consent withdrawal at the same moment) cannot both land: the second gets StaleDataError.
     version: Mapped[int] = mapped_column(default=1, server_default="1")
 
-    __mapper_args__ = {"version_id_col": version}
+    __mapper_args__: ClassVar[dict[str, Any]] = {"version_id_col": version}
 
     association: Mapped[Association] = relationship()
     uploader: Mapped[User | None] = relationship()
