@@ -387,6 +387,33 @@ ACTION_WORDS = {
     "tag.created": "Schlagwort angelegt",
     "tag.renamed": "Schlagwort umbenannt",
     "tag.controlled": "Schlagwort in die Liste übernommen",
+    "user.created": "Konto angelegt",
+    "user.changed": "Konto geändert",
+    "user.password_changed": "Passwort geändert",
+    "user.password_reset": "Passwort über Link neu gesetzt",
+    "user.reset_link_created": "Link zum Passwort-Setzen erzeugt",
+    "user.one_time_password": "Einmal-Passwort gesetzt",
+    "user.sessions_ended": "alle Sitzungen beendet",
+    "user.session_ended": "ein Gerät abgemeldet",
+    "invitation.created": "Einladung erzeugt",
+    "invitation.used": "Einladung angenommen",
+    "invitation.withdrawn": "Einladung zurückgezogen",
+    "reset_link.withdrawn": "Passwort-Link zurückgezogen",
+    "token.created": "API-Schlüssel angelegt",
+    "token.revoked": "API-Schlüssel widerrufen",
+    "association.created": "Verein angelegt",
+    "association.changed": "Verein geändert",
+    "shortlist.created": "Auswahlliste angelegt",
+    "shortlist.renamed": "Auswahlliste umbenannt",
+    "shortlist.deleted": "Auswahlliste gelöscht",
+    "shortlist.photos_added": "Fotos auf Auswahlliste gesetzt",
+    "shortlist.photos_removed": "Fotos von Auswahlliste genommen",
+    "jury.created": "Jury-Runde angelegt",
+    "jury.closed": "Jury-Runde abgeschlossen",
+    "exhibition.created": "Ausstellung angelegt",
+    "exhibition.changed": "Ausstellung geändert",
+    "exhibition.published": "Ausstellung veröffentlicht",
+    "exhibition.unpublished": "Ausstellung zurückgezogen",
 }
 
 ACTION_PREFIXES = (
@@ -397,6 +424,10 @@ ACTION_PREFIXES = (
     ("tag.", "Schlagwörter"),
     ("user.", "Konten"),
     ("association.", "Vereine"),
+    ("token.", "API-Schlüssel"),
+    ("shortlist.", "Auswahllisten"),
+    ("jury.", "Jury-Runden"),
+    ("exhibition.", "Ausstellungen"),
 )
 
 FIELD_LABELS = {
@@ -409,6 +440,7 @@ FIELD_LABELS = {
     "given_on": "Datum der Einwilligung", "scopes": "gilt für", "reference": "Ablage des Formulars",
     "role": "Rolle", "filename": "Datei", "sha256": "Prüfsumme", "derivatives": "Bildgrößen",
     "automatic": "automatisch durch das Archiv",
+    "photo_ids": "Fotos", "photos": "Fotos", "why": "Anlass", "device": "Gerät", "display_name": "Name",
 }
 
 PEOPLE_WORDS = {
@@ -416,7 +448,8 @@ PEOPLE_WORDS = {
     "public_event": "öffentliche Veranstaltung (KUG §23)", "unknown": "noch nicht angegeben",
 }
 SCOPE_WORDS = {"web": "Website", "exhibition": "Ausstellung", "print": "Druck"}
-SUBJECT_WORDS = {"place": "Ort", "tag": "Schlagwort", "user": "Konto", "association": "Verein",
+SUBJECT_WORDS = {"shortlist": "Auswahlliste", "jury_round": "Jury-Runde", "exhibition": "Ausstellung",
+                 "place": "Ort", "tag": "Schlagwort", "user": "Konto", "association": "Verein",
                  "consent": "Einwilligung", "token": "API-Schlüssel"}
 
 
