@@ -440,6 +440,8 @@ FIELD_LABELS = {
     "given_on": "Datum der Einwilligung", "scopes": "gilt für", "reference": "Ablage des Formulars",
     "role": "Rolle", "filename": "Datei", "sha256": "Prüfsumme", "derivatives": "Bildgrößen",
     "automatic": "automatisch durch das Archiv",
+    "slug": "Adresse", "venue": "Ort der Ausstellung", "starts_on": "Beginn", "ends_on": "Ende", "intro": "Einführung",
+    "order": "Reihenfolge", "added": "hinzugefügt", "removed": "entfernt", "source": "Quelle",
     "photo_ids": "Fotos", "photos": "Fotos", "why": "Anlass", "device": "Gerät", "display_name": "Name",
 }
 
