@@ -22,7 +22,7 @@ apt_install() {
 
 python_env() {
   local extras=$1
-  apt_install python3 python3-venv ca-certificates
+  apt_install python3 python3-venv ca-certificates fonts-dejavu-core  # fonts: PDF catalogues in every partner city's letters
   [ -x .venv/bin/python ] || python3 -m venv .venv
   # Reinstall only when the dependencies changed: a second run starts at once.
   local stamp=".venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)-${extras}"

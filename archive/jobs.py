@@ -48,6 +48,9 @@ class Jobs:
         # It runs after every change that wrote an outbox event, and every minute to catch up after a crash.
         self._index = huey.task(retries=5, retry_delay=5, name="apply_outbox")(self._apply_outbox)
         huey.periodic_task(crontab(minute="*"), name="apply_outbox_periodic")(self._apply_outbox)
+        # Exports (ZIP, catalogue, contact sheet): a failure is recorded on the export with its reason, and people
+        # start it again; a retry here would only repeat a long job.
+        self._export = huey.task(name="run_export")(self._run_export)
 
     @contextmanager
     def _session(self) -> Iterator[Session]:
@@ -94,6 +97,20 @@ class Jobs:
         """Run the same job in this process (`import` waits for its photos this way; `derivatives`
         remakes the images of processed photos with ``remake``)."""
         self._process_photo(photo_id, remake)
+
+    def _run_export(self, export_id: int, base_url: str = "") -> None:
+        from .exports import run_export
+        from .services import get_store
+
+        with self._session() as session:
+            run_export(session, get_store(), self.app.config, export_id, base_url=base_url)
+
+    def enqueue_export(self, export_id: int, base_url: str = "") -> None:
+        """``base_url``: the address the export was asked from, for its QR codes when BASE_URL is not set."""
+        self._export(export_id, base_url)
+
+    def run_export_here(self, export_id: int, base_url: str = "") -> None:
+        self._run_export(export_id, base_url)
 
     def consumer(self, threads: int) -> Consumer:
         return self.huey.create_consumer(workers=threads, worker_type="thread", periodic=True)

@@ -414,6 +414,7 @@ ACTION_WORDS = {
     "exhibition.changed": "Ausstellung geändert",
     "exhibition.published": "Ausstellung veröffentlicht",
     "exhibition.unpublished": "Ausstellung zurückgezogen",
+    "export.requested": "Export angefordert",
 }
 
 ACTION_PREFIXES = (
