@@ -53,6 +53,7 @@ from sqlalchemy.orm import Session, selectinload
 from . import audit
 from .errors import Refusal
 from .models import (
+    Consent,
     ConsentScope,
     Exhibition,
     ExhibitionItem,
@@ -65,6 +66,7 @@ from .models import (
     User,
     utcnow,
 )
+from .spreadsheets import spreadsheet_safe
 from .storage import ObjectNotFound, ObjectStore, StorageError, StorageUnavailable, delete_best_effort
 from .workflow import LICENCES, attribution, publication_gaps
 
@@ -188,7 +190,9 @@ def run_export(session: Session, store: ObjectStore, settings: Any, export_id: i
     try:
         staging.mkdir(parents=True, exist_ok=True)
         exhibition = export.exhibition
-        entries = plan(session, exhibition, export.language)
+        # The print shop's prints hang at the exhibition: their consent must cover print and the exhibition.
+        scopes = (ConsentScope.PRINT, ConsentScope.EXHIBITION) if kind == "zip" else (ConsentScope.PRINT,)
+        entries = plan(session, exhibition, export.language, scopes)
         export.total = len(entries)
         session.commit()
         progress = _progress(session, export)
@@ -322,8 +326,22 @@ class Entry:
 PLAN_BATCH = 100  # items read at once: their ORM objects are let go before the next ones are read
 
 
-def plan(session: Session, exhibition: Exhibition, language: str) -> list[Entry]:
-    """Every item of the exhibition, in order, with what the exports print and whether it may be printed. Read in
+def outdated(session: Session, export: Export) -> bool:
+    """Whether a photo of the exhibition changed its status, or lost a consent, after the file was made: a package
+    from before a withdrawal must not reach the print shop any more; it is made again instead."""
+    if export.finished_at is None:
+        return False
+    photo_ids = select(ExhibitionItem.photo_id).where(ExhibitionItem.exhibition_id == export.exhibition_id)
+    status_changed = select(Photo.id).where(Photo.id.in_(photo_ids), Photo.status_changed_at > export.finished_at)
+    consent_withdrawn = select(Consent.id).where(Consent.photo_id.in_(photo_ids),
+                                                 Consent.withdrawn_at > export.finished_at)
+    return bool(session.scalar(select(status_changed.exists())) or session.scalar(select(consent_withdrawn.exists())))
+
+
+def plan(session: Session, exhibition: Exhibition, language: str,
+         scopes: tuple[ConsentScope, ...] = (ConsentScope.PRINT,)) -> list[Entry]:
+    """Every item of the exhibition, in order, with what the exports print and whether it may be printed (consent
+    covering every one of ``scopes``). Read in
     batches: a photo's rows (derivatives, consents, translations) weigh some kB, its Entry a little over one."""
     item_ids = list(session.scalars(select(ExhibitionItem.id).where(ExhibitionItem.exhibition_id == exhibition.id)
                                     .order_by(ExhibitionItem.position, ExhibitionItem.id)))
@@ -336,7 +354,7 @@ def plan(session: Session, exhibition: Exhibition, language: str) -> list[Entry]
             .options(photo.selectinload(Photo.derivatives), photo.selectinload(Photo.consents),
                      photo.selectinload(Photo.translations), photo.selectinload(Photo.association)))}
         for item_id in batch:
-            entries.append(_entry(len(entries) + 1, items[item_id], language))
+            entries.append(_entry(len(entries) + 1, items[item_id], language, scopes))
         del items
     for entry in entries:
         if entry.printable:
@@ -350,7 +368,7 @@ def zip_name(number: int, count: int, title: str, extension: str) -> str:
     return f"{number:0{width}d}-{file_safe(title) or 'foto'}.{extension}"
 
 
-def _entry(number: int, item: ExhibitionItem, language: str) -> Entry:
+def _entry(number: int, item: ExhibitionItem, language: str, required: tuple[ConsentScope, ...]) -> Entry:
     photo = item.photo
     text = next((t for t in photo.translations if t.lang == language), None) if language != "de" else None
     title = (text.title if text and text.title else photo.display_title).strip()
@@ -372,7 +390,7 @@ def _entry(number: int, item: ExhibitionItem, language: str) -> Entry:
     if photo.status != PhotoStatus.PUBLISHED:
         entry.reason_de = f"nicht veröffentlicht (Status: {_status_de(photo.status)})"
         entry.reason_en = f"not published (status: {photo.status.value.replace('_', ' ')})"
-    elif gaps := publication_gaps(photo, ConsentScope.PRINT):
+    elif gaps := list({gap.field: gap for scope in required for gap in publication_gaps(photo, scope)}.values()):
         entry.reason_de = "für den Druck fehlt: " + "; ".join(g.de for g in gaps)
         entry.reason_en = "missing for print: " + "; ".join(g.en for g in gaps)
     return entry
@@ -579,11 +597,18 @@ def _copy_original(archive: zipfile.ZipFile, info: zipfile.ZipInfo, store: Objec
 
 
 def _credit_rows(entries: list[Entry]) -> list[dict[str, Any]]:
-    return [{"number": e.number, "file": e.file, "title": e.title, "caption": e.caption,
-             "photographer": e.photographer, "association": e.association, "licence": e.licence,
-             "attribution": e.attribution, "consent_scope": e.consent_scope,
-             "included": "ja/yes" if e.printable else "nein/no", "reason_de": e.reason_de, "reason_en": e.reason_en}
-            for e in entries]
+    """One row per item. A photo left out is named only by its number and the reason: the package goes to a print
+    shop, and nothing of a photo that may not be printed (its title, its people) goes with it."""
+    rows = []
+    for e in entries:
+        if e.printable:
+            row = {"number": e.number, "file": e.file, "title": e.title, "caption": e.caption,
+                   "photographer": e.photographer, "association": e.association, "licence": e.licence,
+                   "attribution": e.attribution, "consent_scope": e.consent_scope, "included": "ja/yes"}
+        else:
+            row = {"number": e.number, "included": "nein/no", "reason_de": e.reason_de, "reason_en": e.reason_en}
+        rows.append({name: spreadsheet_safe(value) for name, value in row.items()})
+    return rows
 
 
 def credits_csv(entries: list[Entry]) -> bytes:
@@ -596,8 +621,11 @@ def credits_csv(entries: list[Entry]) -> bytes:
 
 
 def credits_json(exhibition: Exhibition, entries: list[Entry], language: str, made: datetime) -> bytes:
-    photos = []
+    photos: list[dict[str, Any]] = []
     for e in entries:
+        if not e.printable:
+            photos.append({"number": e.number, "included": False, "reason": {"de": e.reason_de, "en": e.reason_en}})
+            continue
         row = asdict(e)
         for private in ("original_key", "sha256", "extension", "preview_key", "thumb_key", "reason_de", "reason_en"):
             row.pop(private)
@@ -651,8 +679,8 @@ def readme(exhibition: Exhibition, entries: list[Entry], language: str, made: da
         de.append(f"Nicht enthalten: {len(excluded)} Fotos, weil ihre Rechte den Druck (noch) nicht abdecken:")
         en.append(f"Not included: {len(excluded)} photos, because their rights do not (yet) cover print:")
         for e in excluded:
-            de.append(f"  Nr. {e.number} „{e.title}“: {e.reason_de}")
-            en.append(f"  No. {e.number} '{e.title}': {e.reason_en}")
+            de.append(f"  Nr. {e.number}: {e.reason_de}")  # no title: nothing of it goes to the print shop
+            en.append(f"  No. {e.number}: {e.reason_en}")
     else:
         de.append("Alle Fotos der Ausstellung sind enthalten.")
         en.append("Every photo of the exhibition is included.")
@@ -922,23 +950,6 @@ def _cover(canvas: _StreamingCanvas, context: _PdfContext, exhibition: Exhibitio
     canvas.showPage()
 
 
-def _excluded_pages(canvas: _StreamingCanvas, context: _PdfContext, exhibition: Exhibition,
-                    excluded: list[Entry]) -> None:
-    def new_page() -> float:
-        _footer(canvas, context, exhibition)
-        return PAGE_H - MARGIN
-
-    flow = _Flow(canvas, context, PAGE_H - MARGIN, new_page)
-    flow.text(context.t("Nicht im Katalog", "Not in the catalogue"), 18, bold=True, space_after=6)
-    flow.text(context.t("Diese Fotos der Ausstellung dürfen (noch) nicht gedruckt werden:",
-                        "These photos of the exhibition may not be printed (yet):"), 11, space_after=8)
-    for e in excluded:
-        flow.text(context.t(f"Nr. {e.number} „{e.title}“", f"No. {e.number} '{e.title}'"), 11, bold=True)
-        flow.text(context.t(e.reason_de, e.reason_en), 10, color=GREY, space_after=6)
-    _footer(canvas, context, exhibition)
-    canvas.showPage()
-
-
 def _photo_page(canvas: _StreamingCanvas, context: _PdfContext, exhibition: Exhibition, entry: Entry,
                 image: Path) -> None:
     """The photo as large as it fits at the top; below it the words, and the QR code on the right."""
@@ -1009,9 +1020,7 @@ def write_catalogue(out: BinaryIO, context: _PdfContext, exhibition: Exhibition,
                 raise _missing(entry, "Die Vorschau", "preview") from error
             _photo_page(canvas, context, exhibition, entry, image)
         progress(count)
-    excluded = [e for e in entries if not e.printable]
-    if excluded:
-        _excluded_pages(canvas, context, exhibition, excluded)
+    # Photos left out are not named here: the catalogue is public print. The export's page lists them.
     canvas.save()
 
 

@@ -51,6 +51,7 @@ from .models import (
     Vote,
     utcnow,
 )
+from .spreadsheets import spreadsheet_safe
 
 if TYPE_CHECKING:
     from .search import SearchIndex
@@ -503,12 +504,6 @@ def close_round(session: Session, jury_round: JuryRound, actor: User, rule: str,
 # The results as CSV (the organiser's download: not blind)
 
 
-def _cell(value: Any) -> str:
-    """Text as a spreadsheet shows it, never as a formula (a title "=HYPERLINK(…)" stays text)."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def results_csv(session: Session, jury_round: JuryRound) -> Iterator[str]:
     """The results, row by row in pool order: position, photo id, title, association, photographer, one column per
     juror (their vote; "x" where they may not judge the photo, empty where they did not vote), the number of votes,
@@ -526,7 +521,7 @@ def results_csv(session: Session, jury_round: JuryRound) -> Iterator[str]:
 
     score_name = "Wert (Anteil Ja, 0–1)" if jury_round.mode == JuryMode.YES_NO else "Wert (Mittel der Sterne)"
     writer.writerow(["Position", "Foto-Nr.", "Titel", "Verein", "Fotograf:in",
-                     *[_cell(j.user.username) for j in jurors], "Stimmen", score_name, "Ausgewählt"])
+                     *[spreadsheet_safe(j.user.username) for j in jurors], "Stimmen", score_name, "Ausgewählt"])
     yield "\ufeff" + flush()  # the byte order mark tells spreadsheet programs it is UTF-8
     for standing in sorted(ranked, key=lambda s: s.item.position):
         photo = standing.photo
@@ -534,7 +529,8 @@ def results_csv(session: Session, jury_round: JuryRound) -> Iterator[str]:
                  else str(standing.votes[j.user_id]) for j in jurors]
         score = standing.score
         selected = "" if standing.item.selected is None else ("ja" if standing.item.selected else "nein")
-        writer.writerow([standing.item.position, photo.id, _cell(photo.title), _cell(photo.association.name),
-                         _cell(photo.credit), *votes, standing.count,
+        writer.writerow([standing.item.position, photo.id, spreadsheet_safe(photo.title),
+                         spreadsheet_safe(photo.association.name), spreadsheet_safe(photo.credit), *votes,
+                         standing.count,
                          "" if score is None else f"{score:.3f}".rstrip("0").rstrip("."), selected])
         yield flush()

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from . import audit
 from .errors import Refusal
-from .models import Photo, PhotoStatus, Rating, Shortlist, User, shortlist_photos, utcnow
+from .models import Photo, PhotoStatus, Rating, Shortlist, User, parse_id, shortlist_photos, utcnow
 from .vocabulary import clean_text
 from .workflow import forbidden, is_staff
 
@@ -234,11 +234,11 @@ def shortlists_of(session: Session, photo_id: int) -> list[Shortlist]:
 
 def selected_ids(raw_ids: Sequence[str | int]) -> list[int]:
     """The photo ids a bulk form sent, once each, in order; refuses none, too many and garbage."""
-    try:
-        ids = list(dict.fromkeys(int(raw) for raw in raw_ids))
-    except (TypeError, ValueError) as error:
+    parsed = [parse_id(raw) for raw in raw_ids]
+    if None in parsed:
         raise Refusal("selection_invalid", "Die Auswahl ist fehlerhaft. Bitte laden Sie die Seite neu.",
-                      "The selection is malformed. Please reload the page.", status=400) from error
+                      "The selection is malformed. Please reload the page.", status=400)
+    ids = list(dict.fromkeys(i for i in parsed if i is not None))
     if not ids:
         raise Refusal("nothing_selected", "Bitte wählen Sie mindestens ein Foto aus (Kästchen beim Foto).",
                       "Please select at least one photo (the box beside it).", status=422)

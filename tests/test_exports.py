@@ -160,10 +160,10 @@ def test_zip_has_the_printable_originals_in_order_with_credits_and_readme(app: F
     with zipfile.ZipFile(io.BytesIO(data)) as package:
         assert package.testzip() is None
         names = package.namelist()
+        # No. 4 has consent for print but not for the exhibition, where the prints hang: not in the package
         assert names == ["README.txt", "credits.csv", "credits.json", "01-bruecke-ueber-den-rhein.jpg",
-                         "02-pont-du-bonhomme.jpg", "04-schueler-innen-auf-dem-steg.jpg"]
-        for name, index in (("01-bruecke-ueber-den-rhein.jpg", 0), ("02-pont-du-bonhomme.jpg", 1),
-                            ("04-schueler-innen-auf-dem-steg.jpg", 3)):
+                         "02-pont-du-bonhomme.jpg"]
+        for name, index in (("01-bruecke-ueber-den-rhein.jpg", 0), ("02-pont-du-bonhomme.jpg", 1)):
             assert package.read(name) == jpeg_bytes(PHOTOS[index]["color"]), f"{name} is not the original"
             assert package.getinfo(name).compress_type == zipfile.ZIP_STORED
         raw_csv = package.read("credits.csv")
@@ -186,25 +186,27 @@ def test_zip_has_the_printable_originals_in_order_with_credits_and_readme(app: F
     assert rows[2]["file"] == "" and rows[2]["included"] == "nein/no"
     assert "Einwilligung" in rows[2]["reason_de"] and "Druck" in rows[2]["reason_de"]
     assert "consent" in rows[2]["reason_en"] and "print" in rows[2]["reason_en"]
-    assert rows[2]["consent_scope"] == "Einwilligung: Website"
-    assert rows[3]["consent_scope"] == "Einwilligung: Website, Druck"
+    assert rows[2]["title"] == "" and rows[2]["photographer"] == ""  # nothing of an excluded photo goes out
+    assert rows[3]["included"] == "nein/no" and "Ausstellung" in rows[3]["reason_de"]
+    assert "exhibition" in rows[3]["reason_en"] and rows[3]["title"] == ""
     assert rows[4]["reason_de"] == "nicht veröffentlicht (Status: in Prüfung)"
 
     assert document["exhibition"]["title"] == "Partnerschaftsbrunch 2026: Brücken"
-    assert (document["included"], document["excluded"]) == (3, 2)
+    assert (document["included"], document["excluded"]) == (2, 3)
     assert [p["number"] for p in document["photos"]] == [1, 2, 3, 4, 5]
     assert document["photos"][0]["photo_id"] == ids[0]
     assert document["photos"][0]["sha256"] == db.session.get(Photo, ids[0]).sha256
     assert document["photos"][2]["included"] is False
-    assert document["photos"][2]["consent_scopes"] == ["web"]
+    assert "consent_scopes" not in document["photos"][2] and "title" not in document["photos"][2]
     assert "print" in document["photos"][2]["reason"]["en"]
-    assert document["photos"][3]["consent_scopes"] == ["web", "print"]
+    assert document["photos"][3]["included"] is False
 
     assert "Druckpaket: Partnerschaftsbrunch 2026: Brücken" in readme
-    assert "Enthalten: 3 von 5 Fotos" in readme and "Included: 3 of 5 photos" in readme
-    assert "Nr. 3 „Brückenfest“: für den Druck fehlt: eine gültige Einwilligung" in readme
-    assert "No. 3 'Brückenfest': missing for print: a valid consent" in readme
-    assert "Nr. 5 „Neue Fußgängerbrücke“: nicht veröffentlicht" in readme
+    assert "Enthalten: 2 von 5 Fotos" in readme and "Included: 2 of 5 photos" in readme
+    assert "Nr. 3: für den Druck fehlt: eine gültige Einwilligung" in readme
+    assert "No. 3: missing for print: a valid consent" in readme
+    assert "Nr. 5: nicht veröffentlicht" in readme
+    assert "Brückenfest" not in readme and "Neue Fußgängerbrücke" not in readme
     assert "10. Mai 2026 – 28. Juni 2026" in readme and "10 May 2026 – 28 June 2026" in readme
 
     event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "export.requested"))
@@ -279,14 +281,14 @@ def _link_targets(reader: PdfReader) -> list[str]:
     return targets
 
 
-def test_catalogue_has_a_cover_a_page_per_printable_photo_and_the_excluded_ones(
+def test_catalogue_has_a_cover_and_a_page_per_printable_photo(
         app: Flask, client: FlaskClient, show: dict[str, Any]) -> None:
     login(client, "cora")
     export = _export(client, show["exhibition_id"], "catalogue")
     assert export.status == ExportStatus.DONE, export.error
     data = _download(client, export)
     reader = PdfReader(io.BytesIO(data))
-    assert len(reader.pages) == 1 + 3 + 1  # cover, three printable photos, the page of the excluded ones
+    assert len(reader.pages) == 1 + 3  # cover, three printable photos; the ones left out are not named
     text = [page.extract_text() for page in reader.pages]
 
     cover = text[0]
@@ -303,18 +305,16 @@ def test_catalogue_has_a_cover_a_page_per_printable_photo_and_the_excluded_ones(
         assert words in first, words
     assert "4 Schüler:innen auf dem Steg" in text[3] and "Jens Krämer" in text[3]
     assert not any("Brückenfest" in page for page in text[1:4]), "a photo without print consent was printed"
-    assert "Nicht im Katalog" in text[4]
-    assert "Nr. 3 „Brückenfest“" in text[4] and "Einwilligung" in text[4]
-    assert "Nr. 5 „Neue Fußgängerbrücke“" in text[4]
+    assert not any("Neue Fußgängerbrücke" in page or "Nicht im Katalog" in page for page in text)
 
     assert _link_targets(reader) == [f"http://localhost/photos/{ids[i]}" for i in (0, 1, 3)]
     # the photo itself: one image per photo page, the preview's pixels
     images = [list(page.images) for page in reader.pages]
-    assert [len(found) for found in images] == [0, 1, 1, 1, 0]
+    assert [len(found) for found in images] == [0, 1, 1, 1]
     assert images[1][0].image.size == (640, 480)
 
     pngs = _render(data, "catalogue-de")
-    assert len(pngs) == 5
+    assert len(pngs) == len(reader.pages)
     assert _staging_leftovers(app) == []
 
 
@@ -360,7 +360,7 @@ def test_english_catalogue_and_the_base_url_setting(app: Flask, client: FlaskCli
     assert "Catalogue" in text[0] and "10 May 2026 – 28 June 2026" in text[0]
     assert "2 Bonhomme bridge" in text[2] and "Morning mist on the Blavet" in text[2]
     assert "Photographer" in text[2] and "Association" in text[2] and "Licence" in text[2]
-    assert "Not in the catalogue" in text[-1] and "missing for print" in text[-1]
+    assert not any("Not in the catalogue" in page or "Brückenfest" in page for page in text)
     assert _link_targets(reader)[0] == f"https://bruecken.example.org/photos/{show['ids'][0]}"
     assert reader.metadata.title == "Partnerschaftsbrunch 2026: Brücken – Catalogue"
     assert len(_render(data, "catalogue-en")) == len(reader.pages)
@@ -548,3 +548,19 @@ def test_export_wording_helpers() -> None:
 def _tools() -> None:
     if not shutil.which("pdftoppm") and not Path("/usr/bin/pdftoppm").exists():
         pytest.fail("pdftoppm (poppler-utils) is needed to render the exported PDFs")
+
+
+def test_a_package_made_before_a_withdrawal_is_not_handed_out_any_more(client: FlaskClient, people: dict[str, Any],
+                                                                      show: dict[str, Any]) -> None:
+    from archive import workflow
+
+    login(client, "cora")
+    export = _export(client, show["exhibition_id"], "zip")
+    assert export.status == ExportStatus.DONE, export.error
+    assert client.get(f"/curate/exports/{export.id}/download").status_code == 200
+    photo = db.session.get(Photo, show["ids"][0])
+    export.finished_at = export.finished_at.replace(microsecond=0) - timedelta(seconds=1)  # made a moment ago
+    db.session.commit()
+    workflow.transition(db.session, photo, "withdraw", people["curator"], "Rechte unklar")
+    response = client.get(f"/curate/exports/{export.id}/download")
+    assert response.status_code == 410 and "neu" in response.get_data(as_text=True)

@@ -19,7 +19,7 @@ from .. import workflow
 from ..auth import curators_only
 from ..errors import Refusal
 from ..errors_web import language, wants_json
-from ..models import Exhibition, ExhibitionStatus, JuryRound, Shortlist, db
+from ..models import Exhibition, ExhibitionStatus, JuryRound, Shortlist, db, parse_id
 from .curate import local_time
 
 bp = Blueprint("exhibitions", __name__)
@@ -118,12 +118,12 @@ def update(exhibition_id: int) -> Any:
 def _photo_numbers(raw: str) -> list[int]:
     """ "12, 15 40;41" -> [12, 15, 40, 41]; also "Nr. 12" or "#12"."""
     words = raw.replace(",", " ").replace(";", " ").replace("#", " ").replace("Nr.", " ").split()
-    try:
-        return [int(word) for word in words]
-    except ValueError:
+    ids = [parse_id(word) for word in words]
+    if None in ids:
         raise Refusal("photo_numbers", "Bitte geben Sie Fotonummern als Zahlen an, getrennt durch Kommas "
                       "(z. B. 12, 15, 40).", "Please give photo numbers as digits, separated by commas "
-                      "(e.g. 12, 15, 40).", status=422) from None
+                      "(e.g. 12, 15, 40).", status=422)
+    return [i for i in ids if i is not None]
 
 
 @bp.post("/curate/exhibitions/<int:exhibition_id>/photos")

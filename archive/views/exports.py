@@ -87,6 +87,12 @@ def download(export_id: int) -> Any:
     if export.status != ExportStatus.DONE or not export.key:
         raise Refusal("export_not_ready", "Dieser Export ist noch nicht fertig (oder fehlgeschlagen).",
                       "This export is not finished (or it failed).", status=409)
+    if service.outdated(db.session, export):
+        raise Refusal("export_outdated",
+                      "Seit dieser Export gemacht wurde, hat sich der Status oder eine Einwilligung eines Fotos "
+                      "geändert. Bitte erstellen Sie den Export neu.",
+                      "A photo's status or consent changed after this export was made. Please make the export "
+                      "again.", status=410)
     name = service.download_name(export)
     store = get_store()
     if current_app.config["S3_REDIRECT_DOWNLOADS"]:

@@ -7,6 +7,7 @@ for the other curators and admins (the organiser), not for its jurors.
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -20,7 +21,7 @@ from .. import jury
 from ..auth import curators_only
 from ..errors import Refusal
 from ..errors_web import language
-from ..models import Exhibition, JuryMode, JuryPhoto, JuryRound, Role, Shortlist, User, db, utcnow
+from ..models import Exhibition, JuryMode, JuryPhoto, JuryRound, Role, Shortlist, User, db, parse_id, utcnow
 from ..services import get_search_index
 from .curate import LOCAL_ZONE, local_time
 
@@ -77,12 +78,12 @@ def _deadline(raw: str) -> datetime | None:
 
 def _ids(raw: str) -> list[int]:
     """ "12, 15 17" -> [12, 15, 17]; "#12" and "Nr. 12" are fine too."""
-    return [int(part) for part in re.findall(r"\d+", raw)]
+    return [ident for part in re.findall(r"\d+", raw) if (ident := parse_id(part)) is not None]
 
 
 def _int_field(name: str) -> int | None:
     raw = request.form.get(name, "").strip()
-    return int(raw) if raw.isdigit() else None
+    return parse_id(raw)
 
 
 def _pool() -> jury.Pool:
@@ -137,8 +138,8 @@ def new_round() -> Any:
             created = jury.create_round(
                 db.session, current_user, name=request.form.get("name", ""), mode=request.form.get("mode", ""),
                 blind=request.form.get("blind") == "1", deadline=_deadline(request.form.get("deadline", "")),
-                juror_ids=[int(v) for v in request.form.getlist("juror_ids") if v.isdigit()], pool=_pool(),
-                exhibition_id=_int_field("exhibition_id"))
+                juror_ids=[i for v in request.form.getlist("juror_ids") if (i := parse_id(v)) is not None],
+                pool=_pool(), exhibition_id=_int_field("exhibition_id"))
         except Refusal as refusal:
             db.session.rollback()
             error, status = refusal, refusal.status
@@ -182,9 +183,12 @@ def round_page(round_id: int) -> Any:
 
 def _number(raw: str) -> float:
     try:
-        return float(raw.strip().replace(",", ".").rstrip("%").strip())
+        number = float(raw.strip().replace(",", ".").rstrip("%").strip())
     except ValueError:
-        raise Refusal("value_missing", "Bitte geben Sie eine Zahl an.", "Please give a number.", status=422) from None
+        number = math.nan
+    if not math.isfinite(number):  # "nan" and "inf" are floats too
+        raise Refusal("value_missing", "Bitte geben Sie eine Zahl an.", "Please give a number.", status=422)
+    return number
 
 
 @bp.post("/curate/jury/<int:round_id>/close")
@@ -257,7 +261,7 @@ def vote(round_id: int) -> Any:
     if photo_id is None:
         raise Refusal("photo_missing", "Es fehlt, welches Foto Sie bewerten.",
                       "Which photo you are judging is missing.", status=422)
-    value = int(raw) if raw.isdigit() else -1
+    value = parsed if (parsed := parse_id(raw)) is not None else -1  # -1: refused by cast_vote as no valid vote
     jury.cast_vote(db.session, found, current_user, photo_id, value)
     mine = jury.sheet(db.session, found, current_user)
     here = mine.position_of(photo_id) or 0

@@ -22,7 +22,7 @@ from .. import selection
 from ..auth import curators_only, visible_photo_or_404
 from ..errors import Refusal
 from ..errors_web import language
-from ..models import Photo, Shortlist, db
+from ..models import Photo, Shortlist, db, parse_id
 from ..selection import RATEABLE, RatingSummary, ShortlistRow
 from .curate import local_time
 
@@ -249,8 +249,8 @@ def add() -> Any:
         ids = selection.selected_ids(request.form.getlist("photo_ids"))
         raw_id = request.form.get("shortlist_id", "")
         chosen = None
-        if raw_id.isdigit():
-            chosen = db.session.get(Shortlist, int(raw_id))
+        if (shortlist_id := parse_id(raw_id)) is not None:
+            chosen = db.session.get(Shortlist, shortlist_id)
             if chosen is None:
                 raise Refusal("shortlist_gone", "Diese Auswahlliste gibt es nicht mehr. Bitte wählen Sie eine andere.",
                               "This shortlist no longer exists. Please choose another one.", status=409)
