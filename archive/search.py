@@ -50,9 +50,9 @@ from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from functools import lru_cache
 from heapq import nlargest, nsmallest
-from itertools import accumulate, chain, compress, groupby, islice, repeat
+from itertools import chain, compress, islice, repeat
 from math import log
-from operator import add, ge, itemgetter, sub
+from operator import add, ge, mul, truediv
 from pathlib import Path
 from typing import Any
 
@@ -68,8 +68,7 @@ from whoosh.lang.snowball.english import EnglishStemmer
 from whoosh.lang.snowball.german import GermanStemmer
 from whoosh.lang.stopwords import stoplists
 from whoosh.matching.wrappers import FilterMatcher
-from whoosh.reading import EmptyReader, MultiReader, SegmentReader, TermNotFound
-from whoosh.searching import Searcher
+from whoosh.reading import TermNotFound
 from whoosh.util.numeric import byte_to_length, length_to_byte
 
 from .errors import ArchiveError
@@ -671,10 +670,7 @@ class _LRU(OrderedDict):
 
 
 def _cost(value: Any) -> int:
-    """Rough bytes of a cached value: arrays by their items, dicts ~100 bytes per entry, tuples summed, objects
-    that know their own cost by it."""
-    if isinstance(getattr(value, "cost", None), int):
-        return value.cost
+    """Rough bytes of a cached value: arrays by their items, dicts ~100 bytes per entry, tuples summed."""
     if isinstance(value, array):
         return len(value) * value.itemsize
     if isinstance(value, dict):
@@ -685,26 +681,18 @@ def _cost(value: Any) -> int:
 
 
 class _Segment:
-    """What is derived once from one Whoosh segment, with the segment's open reader. Segments are immutable apart
-    from deletions (handled by the live mask, and by a fresh reader when they change), so this survives commits:
-    after the worker applies a batch only its new small segment is read."""
+    """What is derived once from one Whoosh segment. Segments are immutable apart from deletions (handled by the
+    live mask), so this survives commits: after the worker applies a batch only its new small segment is read."""
 
     def __init__(self, reader: Any) -> None:
         self.reader = reader
         self.size = reader.doc_count_all()
         self.masks = _LRU(1024)  # a mask costs up to size/8 bytes (12.5 kB per 100 000 documents)
         self.postings = _LRU(4096, 24 << 20)  # 12 bytes per posting: every text term of a 10 000 segment
-        self.classes = _LRU(1024, 16 << 20)  # a clause's classes: 2 bytes per document of the segment, and more
-        self.near = _LRU(256)  # terms within an edit distance: Whoosh's automaton walk costs ~4 ms per segment
         self.lexicons: dict[str, list[str]] = {}
         self.facet_masks: dict[str, dict[str, int]] = {}
         self.facet_pairs: dict[str, tuple[array, array, list[str]]] = {}
-        self.facet_by_document: dict[str, tuple[array, array]] = {}
         self.columns: dict[str, list[Any]] = {}
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.reader.close()
 
     def mask(self, fieldname: str, text: str) -> int:
         key = (fieldname, text)
@@ -720,22 +708,6 @@ class _Segment:
         if found is None:
             ids, weights = _postings(self.reader, fieldname, text, weights=True)
             found = self.postings.remember(key, (array("I", ids), array("d", weights)))
-        return found
-
-    def classified(self, terms: tuple[tuple[str, str], ...]) -> _Classes:
-        found = self.classes.recall(terms)
-        if found is None:
-            found = self.classes.remember(terms, _Classes(self, terms))
-        return found
-
-    def within(self, fieldname: str, text: str, distance: int) -> list[str]:
-        key = (fieldname, text, distance)
-        found = self.near.recall(key)
-        if found is None:
-            found = []
-            with contextlib.suppress(TermNotFound, KeyError):
-                found = list(self.reader.terms_within(fieldname, text, distance, prefix=1))
-            self.near.remember(key, found)
         return found
 
     def lexicon(self, fieldname: str) -> list[str]:
@@ -765,18 +737,6 @@ class _Segment:
             self.facet_pairs[fieldname] = (docs, codes, values)
         return self.facet_pairs[fieldname]
 
-    def by_document(self, fieldname: str) -> tuple[array, array]:
-        """The same pairs by document: the value codes of document d are codes[starts[d]:starts[d + 1]]."""
-        if fieldname not in self.facet_by_document:
-            docs, codes, _ = self.pairs(fieldname)
-            counts = array("I", bytes(4 * self.size))
-            for docnum in docs:
-                counts[docnum] += 1
-            order = sorted(range(len(docs)), key=docs.__getitem__)
-            self.facet_by_document[fieldname] = (array("I", accumulate(counts, initial=0)),
-                                                 array("I", map(codes.__getitem__, order)))
-        return self.facet_by_document[fieldname]
-
     def column(self, name: str) -> list[Any]:
         if name not in self.columns:
             self.columns[name] = _column(self.reader, name, self.size)
@@ -800,33 +760,6 @@ class _Segment:
         return frozenset(deleted)
 
 
-class _Classes:
-    """The documents of one segment that have any of a clause's terms, grouped by all that BM25F reads of a
-    document: each term's weight in it (None where absent) and the length of each field. Documents of one class
-    score alike in every generation, so scoring a clause after a commit means scoring its few hundred classes, not
-    its up to 100 000 documents; and the grouping, derived from the immutable segment, survives commits."""
-
-    def __init__(self, segment: _Segment, terms: tuple[tuple[str, str], ...]) -> None:
-        fields = tuple(dict.fromkeys(name for name, _ in terms))
-        postings = [segment.weighted(name, text) for name, text in terms]
-        docs = sorted(set().union(*(ids for ids, _ in postings)))
-        columns: list[Iterator[Any]] = [map(dict(zip(ids, weights, strict=True)).get, docs)
-                                        for ids, weights in postings]
-        columns += [map(segment.lengths(name).__getitem__, docs) for name in fields]
-        keys = list(zip(*columns, strict=True))
-        numbers = {key: number for number, key in enumerate(dict.fromkeys(keys), start=1)}
-        codes = list(map(numbers.__getitem__, keys))
-        code_of = dict(zip(docs, codes, strict=True))
-        self.fields = fields
-        self.keys: list[tuple[Any, ...]] = list(numbers)  # class n is keys[n - 1]: the weights, then length bytes
-        # class number of every document of the segment (0: none of the terms), for scoring a query's matches
-        self.of = array("H" if len(numbers) < 1 << 16 else "I", map(code_of.get, range(segment.size), repeat(0)))
-        self.members = [array("I") for _ in numbers]  # class n's documents, ascending, for ranking best first
-        for docnum, code in zip(docs, codes, strict=True):
-            self.members[code - 1].append(docnum)
-        self.cost = len(self.of) * self.of.itemsize + 4 * len(docs) + 100 * len(numbers)
-
-
 _SCORED = ("de", "en")
 _B, _K1 = 0.75, 1.2  # Whoosh's BM25F defaults
 _MASKED_FACET_LIMIT = 256  # facets with up to this many values count by bitmask, larger ones by compress+Counter
@@ -834,26 +767,32 @@ _SPARSE_RATIO = 8  # ... or, when fewer than 1/8 as many documents matched as th
 
 
 class _Generation:
-    """One index commit: its searcher, its segments (shared with earlier generations where unchanged) and what is
-    derived from the whole commit. Replaced when the index changes, so what lives here is what depends on every
-    segment (offsets, term statistics) and is cheap to derive again."""
+    """One searcher (one index commit) and what is derived from it. Replaced when the index changes."""
 
-    def __init__(self, name: str, number: int, index: Any, searcher: Any, segments: list[_Segment]) -> None:
+    def __init__(self, name: str, searcher: Any, segments: dict[str, _Segment]) -> None:
         self.name = name
-        self.number = number
-        self.index = index
         self.searcher = searcher
+        reader = searcher.reader()
+        self.size = reader.doc_count_all()
         self.leaves: list[tuple[_Segment, int]] = []
-        offset = 0
-        for segment in segments:  # the offsets Whoosh's MultiReader gives the same segments
-            self.leaves.append((segment, offset))
-            offset += segment.size
-        self.size = offset
         live = (1 << self.size) - 1
-        for segment, offset in self.leaves:
+        current = set()
+        for leaf, offset in reader.leaf_readers():
+            if leaf.segment() is None:  # an index without segments
+                continue
+            segid = leaf.segment().segment_id()
+            current.add(segid)
+            segment = segments.get(segid)
+            if segment is None or segment.size != leaf.doc_count_all():
+                segment = segments[segid] = _Segment(leaf)
+            segment.reader = leaf
+            self.leaves.append((segment, offset))
             deleted = segment.deleted()
             if deleted:
                 live &= ~(_to_mask(deleted, segment.size) << offset)
+        for segid in list(segments):
+            if segid not in current:
+                del segments[segid]
         self.live = live
         self._terms = _LRU(1024)
         self._phrases = _LRU(128)
@@ -861,12 +800,11 @@ class _Generation:
         self._lexicons: dict[str, list[str]] = {}
         self._normalized: dict[str, dict[str, list[str]]] = {}
         self._keys: dict[str, list[int]] = {}
-        self._idfs: dict[tuple[str, str], float | None] = {}
-        self._norms: dict[str, list[float]] = {}
-        self._scored = _LRU(256, 64 << 20)
-
-    def up_to_date(self) -> bool:
-        return self.index.latest_generation() == self.number
+        self._norms: dict[str, array] = {}
+        self._scores = _LRU(256, 64 << 20)  # a common term's scores cost 8 bytes per document
+        self._clauses = _LRU(256, 128 << 20)  # a clause's scores (8 bytes per document) and its documents best first
+        self._stats: dict[tuple[str, str], tuple[float, bool] | None] = {}
+        self._pair_cache: dict[str, tuple[array, array, list[str]]] = {}
 
     # masks ------------------------------------------------------------------------------------------------------
     def term(self, fieldname: str, text: str) -> int:
@@ -981,23 +919,43 @@ class _Generation:
             result[name] = dict(ordered)
         return result
 
-    def _count_pairs(self, name: str, flags: bytes, docs: list[int]) -> Counter[str]:
-        counts: Counter[str] = Counter()
-        for segment, offset in self.leaves:
-            pair_docs, codes, values = segment.pairs(name)
-            low, high = bisect_left(docs, offset), bisect_left(docs, offset + segment.size)
-            if low == high:
-                continue
-            if (high - low) * _SPARSE_RATIO < len(pair_docs):  # few matches here: look at just their values
-                starts, by_document = segment.by_document(name)
-                local = map(sub, docs[low:high], repeat(offset))
-                found = Counter(chain.from_iterable(by_document[starts[d]:starts[d + 1]] for d in local))
-            else:  # one C-speed pass over the segment's pairs
-                selector = flags[offset:offset + segment.size]
-                found = Counter(compress(codes, map(selector.__getitem__, pair_docs)))
-            for code, count in found.items():
-                counts[values[code]] += count
-        return counts
+    def _pairs(self, name: str) -> tuple[array, array, list[str]]:
+        """(document, value code) pairs of a facet with many values, for the whole generation (one code space)."""
+        if name not in self._pair_cache:
+            values = self.lexicon(name)
+            index = {value: code for code, value in enumerate(values)}
+            docs, codes = array("I"), array("I")
+            for segment, offset in self.leaves:
+                segment_docs, segment_codes, segment_values = segment.pairs(name)
+                translate = array("I", (index[value] for value in segment_values))
+                docs.extend(map(add, segment_docs, repeat(offset)) if offset else segment_docs)
+                codes.extend(map(translate.__getitem__, segment_codes))
+            self._pair_cache[name] = (docs, codes, values)
+        return self._pair_cache[name]
+
+    def _by_document(self, name: str) -> tuple[array, array]:
+        """The same pairs by document: the value codes of document d are codes[starts[d]:starts[d + 1]]."""
+        key = f"{name}/by-document"
+        if key not in self._pair_cache:
+            docs, codes, _ = self._pairs(name)
+            starts = array("I", bytes(4 * (self.size + 1)))
+            for docnum in docs:
+                starts[docnum + 1] += 1
+            for docnum in range(self.size):
+                starts[docnum + 1] += starts[docnum]
+            order = sorted(range(len(docs)), key=docs.__getitem__)
+            self._pair_cache[key] = (starts, array("I", map(codes.__getitem__, order)), [])
+        starts, by_document, _ = self._pair_cache[key]
+        return starts, by_document
+
+    def _count_pairs(self, name: str, flags: bytes, matched: list[int]) -> dict[str, int]:
+        docs, codes, values = self._pairs(name)
+        if len(matched) * _SPARSE_RATIO < len(docs):  # few matches: look at just their values
+            starts, by_document = self._by_document(name)
+            found = Counter(chain.from_iterable(by_document[starts[d]:starts[d + 1]] for d in matched))
+        else:  # one C-speed pass over all pairs
+            found = Counter(compress(codes, map(flags.__getitem__, docs)))
+        return {values[code]: count for code, count in found.items()}
 
     def _facet_masks(self, name: str) -> list[tuple[str, int]] | None:
         if name not in self._facets:
@@ -1017,58 +975,179 @@ class _Generation:
         return self._facets[name]
 
     # relevance --------------------------------------------------------------------------------------------------
-    def idf(self, fieldname: str, text: str) -> float | None:
-        """BM25's idf of a term, as Whoosh computes it; None when the term scores nothing."""
+    def norms(self, fieldname: str) -> array:
+        """Per document: the length part of BM25's denominator, K1 * ((1 - B) + B * length / average length)."""
+        if fieldname not in self._norms:
+            average = self.searcher.avg_field_length(fieldname) or 1
+            table = [_K1 * ((1 - _B) + _B * byte_to_length(b) / average) for b in range(256)]
+            norms = array("d")
+            for segment, _ in self.leaves:
+                norms.extend(map(table.__getitem__, segment.lengths(fieldname)))
+            self._norms[fieldname] = norms
+        return self._norms[fieldname]
+
+    def scores(self, fieldname: str, text: str) -> array | dict[int, float] | None:
+        """BM25F score of one term for every document that has it, exactly as Whoosh's default weighting computes it
+        (same formula, statistics and float operations), kept per generation: a page of "Brücke" then costs a few
+        C-speed passes over the matching documents instead of Whoosh scoring each hit in Python."""
+        if fieldname not in _SCORED:
+            return None
         key = (fieldname, text)
-        if key not in self._idfs:
+        scores = self._scores.recall(key)
+        if scores is not None:
+            return scores
+        frequency = self.searcher.doc_frequency(fieldname, text)
+        if not frequency:
+            return None
+        idf = log(self.searcher.doc_count_all() / (frequency + 1)) + 1
+        norms = self.norms(fieldname)
+        plus_one = _K1 + 1
+        dense = frequency * 8 > self.size
+        scores: array | dict[int, float] = array("d", bytes(8 * self.size)) if dense else {}
+        for segment, offset in self.leaves:
+            ids, weights = segment.weighted(fieldname, text)
+            if not ids:
+                continue
+            docs = ids if not offset else array("I", map(add, ids, repeat(offset)))
+            # idf * ((tf * (K1 + 1)) / (tf + norm)), as Whoosh's bm25(), one C-speed pass per operation
+            values = map(mul, repeat(idf), map(truediv, map(mul, weights, repeat(plus_one)),
+                                               map(add, weights, map(norms.__getitem__, docs))))
+            if dense:
+                for docnum, value in zip(docs, values, strict=False):
+                    scores[docnum] = value
+            else:
+                scores.update(zip(docs, values, strict=False))
+        return self._scores.remember(key, scores)
+
+    def clause_scores(self, clause: _Clause) -> tuple[array | dict[int, float], array] | None:
+        """A clause's score per document (the sum over its alternatives, as Whoosh's Or sums them) and its documents
+        ordered best first (ties newest taken first), kept per generation: a one-word query then only walks the
+        head of that order until it has a page of visible, filtered hits."""
+        key = clause.alternatives or clause.phrase
+        found = self._clauses.recall(key)
+        if found is not None:
+            return found
+        parts = [self.scores(name, text) for name, text in clause.alternatives or [("de", t) for t in clause.phrase]]
+        parts = [part for part in parts if part is not None]
+        if not parts:
+            return None
+        dense = [part for part in parts if isinstance(part, array)]
+        sparse = [part for part in parts if not isinstance(part, array)]
+        total: array | dict[int, float]
+        if dense:
+            total = array("d", dense[0]) if len(parts) > 1 else dense[0]
+            for part in dense[1:]:
+                total = array("d", map(add, total, part))
+            for part in sparse:
+                for docnum, value in part.items():
+                    total[docnum] += value
+        else:
+            total = dict(sparse[0]) if len(sparse) > 1 else sparse[0]
+            for part in sparse[1:]:
+                for docnum, value in part.items():
+                    total[docnum] = total.get(docnum, 0.0) + value
+        mask = 0  # every document with a score: deleted ones too, the matched flags leave those out
+        for name, text in clause.alternatives or [("de", term) for term in clause.phrase]:
+            mask |= self.term(name, text)
+        docs = array("I", compress(range(self.size), _flags(mask, self.size)))
+        # Best first; equal scores newest taken first (two stable sorts), so the order does not depend on where a
+        # document sits in the index and is the same after a rebuild.
+        newest = self.keys("knew")
+        order = array("I", sorted(sorted(docs, key=newest.__getitem__), key=total.__getitem__, reverse=True))
+        return self._clauses.remember(key, (total, order))
+
+    def stats(self, fieldname: str, text: str) -> tuple[float, bool] | None:
+        """BM25's idf of a term and whether scores() keeps its scores densely (which decides the order in which
+        clause_scores() adds a clause's alternatives); None when the term scores nothing."""
+        key = (fieldname, text)
+        if key not in self._stats:
             found = None
             if fieldname in _SCORED:
                 frequency = self.searcher.doc_frequency(fieldname, text)
                 if frequency:
-                    found = log(self.searcher.doc_count_all() / (frequency + 1)) + 1
-            self._idfs[key] = found
-        return self._idfs[key]
+                    idf = log(self.searcher.doc_count_all() / (frequency + 1)) + 1
+                    found = (idf, frequency * 8 > self.size)
+            self._stats[key] = found
+        return self._stats[key]
 
-    def norms(self, fieldname: str) -> list[float]:
-        """Per length byte: the length part of BM25's denominator, K1 * ((1 - B) + B * length / average length)."""
-        if fieldname not in self._norms:
-            average = self.searcher.avg_field_length(fieldname) or 1
-            self._norms[fieldname] = [_K1 * ((1 - _B) + _B * byte_to_length(b) / average) for b in range(256)]
-        return self._norms[fieldname]
-
-    def scored(self, clause: _Clause) -> _Scored | None:
-        """A clause's scores in this generation (a phrase counts as its German terms); None when nothing scores."""
-        terms = tuple(term for term in clause.alternatives or [("de", word) for word in clause.phrase]
-                      if self.idf(*term) is not None)
-        if not terms:
+    def matched_scores(self, clause: _Clause, docs: list[int], flags: bytes) -> list[float] | None:
+        """A clause's score for each of the matched ``docs`` only, equal to clause_scores() (same operations, in the
+        same order): the postings' weights are read for the matched documents alone (a binary search per document
+        when few matched, else one C-speed pass over the postings), so a rare word next to a common one costs little.
+        """
+        parts = []
+        for name, text in clause.alternatives or [("de", term) for term in clause.phrase]:
+            found = self.stats(name, text)
+            if found is not None:
+                parts.append((name, text, found))
+        if not parts:
             return None
-        found = self._scored.recall(terms)
-        if found is None:
-            found = self._scored.remember(terms, _Scored(self, terms))
-        return found
+        parts.sort(key=lambda part: not part[2][1])  # dense parts first, as clause_scores() adds them
+        plus_one = _K1 + 1
+        total: list[float] | None = None
+        for name, text, (idf, _) in parts:
+            norms = self.norms(name)
+            part: dict[int, float] = {}
+            for segment, offset in self.leaves:
+                ids, weights = segment.weighted(name, text)
+                if not ids:
+                    continue
+                low, high = bisect_left(docs, offset), bisect_left(docs, offset + segment.size)
+                if low == high:
+                    continue
+                if (high - low) * 16 < len(ids):  # few matched here: look each one up
+                    size = len(ids)
+                    chosen_ids, chosen_weights = [], []
+                    for docnum in islice(docs, low, high):
+                        at = bisect_left(ids, docnum - offset)
+                        if at < size and ids[at] == docnum - offset:
+                            chosen_ids.append(docnum)
+                            chosen_weights.append(weights[at])
+                    gids: Any = chosen_ids
+                    found_weights: Any = chosen_weights
+                else:
+                    local = flags[offset:offset + segment.size]
+                    selector = bytes(map(local.__getitem__, ids))
+                    found_weights = list(compress(weights, selector))
+                    chosen = compress(ids, selector)
+                    gids = list(map(add, chosen, repeat(offset)) if offset else chosen)
+                # idf * ((tf * (K1 + 1)) / (tf + norm)), as scores() computes it
+                values = map(mul, repeat(idf), map(truediv, map(mul, found_weights, repeat(plus_one)),
+                                                   map(add, found_weights, map(norms.__getitem__, gids))))
+                part.update(zip(gids, values, strict=False))
+            column = map(part.get, docs, repeat(0.0))
+            total = list(column) if total is None else list(map(add, total, column))
+        return total
 
     def rank(self, docs: list[int], flags: bytes, clauses: list[_Clause],
              wanted: int) -> list[tuple[int, float]] | None:
-        """The best ``wanted`` of the matched ``docs`` (``flags``) by BM25F over the German and English fields, ties
-        newest taken first (then by document number). None when nothing can be scored. A single clause matching
-        many documents walks its classes best first until it has a page; otherwise the matched documents are scored
-        (one C-speed pass per clause and segment) and the top ``wanted`` picked with a heap."""
-        scored = [found for found in map(self.scored, clauses) if found is not None]
-        if not scored:
-            return None
-        newest = self.keys("knew")
-        if len(scored) == 1 and len(docs) * 16 > self.size:
-            return scored[0].best(flags, wanted, newest)
+        """The best ``wanted`` of the matched ``docs`` (``flags``) by BM25F over the German and English fields (a
+        phrase counts as its German terms), ties newest taken first. None when
+        nothing can be scored. A single clause walks its cached order; several clauses score just the matched
+        documents (their intersection) and pick the top ``wanted`` with a heap."""
+        if len(clauses) == 1:
+            key = clauses[0].alternatives or clauses[0].phrase
+            if key in self._clauses or len(docs) * 16 > self.size:
+                found = self.clause_scores(clauses[0])
+                if found is None:
+                    return None
+                total, order = found
+                best = list(islice(compress(order, map(flags.__getitem__, order)), wanted))
+                return [(docnum, total[docnum]) for docnum in best]
         sums: list[float] | None = None
-        for found in scored:
-            values = found.matched(flags)
+        for clause in clauses:
+            values = self.matched_scores(clause, docs, flags)
+            if values is None:
+                continue
             sums = values if sums is None else list(map(add, sums, values))
-        assert sums is not None
+        if sums is None:
+            return None
         if len(sums) > wanted:
             threshold = nlargest(wanted, sums)[-1]
             keep = list(compress(range(len(sums)), map(ge, sums, repeat(threshold))))
         else:
             keep = list(range(len(sums)))
+        newest = self.keys("knew")
         best = sorted(keep, key=lambda i: (-sums[i], newest[docs[i]]))[:wanted]
         return [(docs[i], sums[i]) for i in best]
 
@@ -1085,7 +1164,8 @@ class _Generation:
     def within(self, fieldname: str, text: str, distance: int) -> set[str]:
         found: set[str] = set()
         for segment, _ in self.leaves:
-            found.update(segment.within(fieldname, text, distance))
+            with contextlib.suppress(TermNotFound, KeyError):
+                found.update(segment.reader.terms_within(fieldname, text, distance, prefix=1))
         return found
 
     def correct(self, clause: _Clause, visible: int) -> str | None:
@@ -1143,71 +1223,6 @@ class _Generation:
         return stamps
 
 
-class _Scored:
-    """One clause's BM25F scores in one generation: a score per class of each segment (_Classes), with the same
-    float operations as Whoosh's bm25() and the terms added in clause order, so both ways of ranking below give a
-    document the very same score. Cheap to make: a new generation (new term statistics) only rescores classes."""
-
-    def __init__(self, generation: _Generation, terms: tuple[tuple[str, str], ...]) -> None:
-        self.leaves = [(segment.classified(terms), offset, segment.size) for segment, offset in generation.leaves]
-        fields = self.leaves[0][0].fields if self.leaves else ()
-        self._idfs = [generation.idf(name, text) for name, text in terms]
-        self._norms = [generation.norms(name) for name, _ in terms]
-        self._lengths = [len(terms) + fields.index(name) for name, _ in terms]  # where a term's length byte is
-        self._memo: dict[tuple[Any, ...], float] = {}
-        # per segment, the score of class n at n (0.0 at 0: documents without any of the terms)
-        self.tables = [[0.0, *map(self._score, classes.keys)] for classes, _, _ in self.leaves]
-        self._groups: list[tuple[float, list[tuple[array, int, int]]]] | None = None
-        self.cost = sum(classes.cost for classes, _, _ in self.leaves) + 8 * sum(map(len, self.tables))
-
-    def _score(self, key: tuple[Any, ...]) -> float:
-        score = self._memo.get(key)
-        if score is None:
-            total: float | None = None
-            for weight, idf, norms, at in zip(key, self._idfs, self._norms, self._lengths, strict=False):
-                if weight is not None:
-                    # Whoosh's bm25(): idf * ((tf * (K1 + 1)) / (tf + K1 * ((1 - B) + B * length / average)))
-                    value = idf * ((weight * (_K1 + 1)) / (weight + norms[key[at]]))
-                    total = value if total is None else total + value
-            score = self._memo[key] = total if total is not None else 0.0
-        return score
-
-    def matched(self, flags: bytes) -> list[float]:
-        """The score of every matched document (``flags``), in document order."""
-        values: list[float] = []
-        for (classes, offset, size), table in zip(self.leaves, self.tables, strict=True):
-            values.extend(map(table.__getitem__, compress(classes.of, flags[offset:offset + size])))
-        return values
-
-    def best(self, flags: bytes, wanted: int, newest: list[int]) -> list[tuple[int, float]]:
-        """The best ``wanted`` matched documents: classes of equal score at a time, best first, each time the
-        matched documents among them newest taken first, until there are enough."""
-        if self._groups is None:
-            entries = [(score, members, offset, size)
-                       for (classes, offset, size), table in zip(self.leaves, self.tables, strict=True)
-                       for score, members in zip(islice(table, 1, None), classes.members, strict=True)]
-            entries.sort(key=itemgetter(0), reverse=True)  # stable: within one score, segments stay in order
-            self._groups = [(score, [entry[1:] for entry in group])
-                            for score, group in groupby(entries, key=itemgetter(0))]
-        ranked: list[tuple[int, float]] = []
-        local: dict[int, bytes] = {}
-        for score, group in self._groups:
-            found: list[int] = []
-            for members, offset, size in group:
-                selector = local.get(offset)
-                if selector is None:
-                    selector = local[offset] = flags[offset:offset + size]
-                chosen = compress(members, map(selector.__getitem__, members))
-                found.extend(map(add, chosen, repeat(offset)) if offset else chosen)
-            if found:
-                found.sort()
-                found.sort(key=newest.__getitem__)  # stable: equal keys stay in document order
-                ranked.extend(zip(found, repeat(score)))
-                if len(ranked) >= wanted:
-                    break
-        return ranked[:wanted]
-
-
 def _highlight_terms(clauses: list[_Clause]) -> dict[str, set[str]]:
     terms: dict[str, set[str]] = {"de": set(), "en": set()}
     for clause in clauses:
@@ -1249,7 +1264,6 @@ def _release(error: BaseException) -> None:
 _SEGMENT_DOCS = 10_000
 _BUILD_MB = 256  # Whoosh's estimate for the pool of one segment; the real peak of a rebuild is ~150 MB
 _GENERATION = re.compile(r"gen-(\d{6,})-[0-9a-f]{8}")
-_OPEN_ATTEMPTS = 10  # as Whoosh's own FileIndex.reader()
 
 
 class SearchIndex:
@@ -1400,71 +1414,25 @@ class SearchIndex:
         if name is None:
             raise SearchUnavailable(f"no search index in {self.index_dir}")
         generation = self._generation
-        if generation is not None and generation.name == name and generation.up_to_date():
+        if generation is not None and generation.name == name and generation.searcher.up_to_date():
             return generation
-        if generation is None or generation.name != name:
-            self._drop()  # a rebuild's new folder shares no segment with the old one
-        ix = whoosh_index.open_dir(str(self.index_dir / name))
-        for attempt in range(_OPEN_ATTEMPTS):
-            try:
-                toc = ix._read_toc()
-                segments = self._reuse(ix, toc)
-                break
-            except OSError:  # a writer merged segments away between the TOC and their files: read the new TOC
-                if attempt == _OPEN_ATTEMPTS - 1:
-                    raise
-        reader = MultiReader([segment.reader for segment in segments], generation=toc.generation) if segments \
-            else EmptyReader(toc.schema)
-        searcher = Searcher(reader, fromindex=ix, closereader=False)  # the segments' readers are closed by _reuse
-        self._generation = _Generation(name, toc.generation, ix, searcher, segments)
-        return self._generation
-
-    def _reuse(self, ix: Any, toc: Any) -> list[_Segment]:
-        """The segments of the commit described by ``toc``. A segment read by an earlier generation is reused with
-        its open reader and all derived from it, or, when it gained deletions, with a fresh reader (Whoosh's reader
-        reads deletions from the segment info it was opened with) but the same derived data. Not Whoosh's own
-        reuse (Searcher.refresh()): in whoosh-reloaded 2.7.5 it keeps a segment's old reader although the segment
-        gained deletions (an updated photo would show twice) and re-adds segments that a merge removed."""
-        opened: dict[str, Any] = {}
-        try:
-            for info in toc.segments:
-                known = self._segments.get(info.segment_id())
-                if known is None or known.size != info.doc_count_all() or \
-                        set(known.reader.segment().deleted_docs()) != set(info.deleted_docs()):
-                    opened[info.segment_id()] = SegmentReader(ix.storage, toc.schema, info, generation=toc.generation)
-        except BaseException:
-            for reader in opened.values():
-                with contextlib.suppress(Exception):
-                    reader.close()
-            raise
-        segments: dict[str, _Segment] = {}
-        for info in toc.segments:
-            segid = info.segment_id()
-            known = self._segments.pop(segid, None)
-            reader = opened.get(segid)
-            if reader is None:
-                assert known is not None
-                segments[segid] = known
-            elif known is not None and known.size == reader.doc_count_all():
-                known.close()
-                known.reader = reader
-                segments[segid] = known
-            else:
-                if known is not None:
-                    known.close()
-                segments[segid] = _Segment(reader)
-        for gone in self._segments.values():  # merged away
-            gone.close()
+        # A new searcher, not Searcher.refresh(): in whoosh-reloaded 2.7.5 refresh() reuses a segment's old reader
+        # even when that segment gained deletions (an updated photo would show twice) and re-adds segments that a
+        # merge removed. What is expensive to derive from a segment is kept in self._segments across searchers of
+        # one generation folder; a rebuild's new folder starts afresh.
+        keep = generation is not None and generation.name == name
+        searcher = whoosh_index.open_dir(str(self.index_dir / name)).searcher()
+        segments = self._segments if keep else {}
+        self._drop()
         self._segments = segments
-        return list(segments.values())
+        self._generation = _Generation(name, searcher, self._segments)
+        return self._generation
 
     def _drop(self) -> None:
         if self._generation is not None:
             with contextlib.suppress(Exception):
                 self._generation.searcher.close()
         self._generation = None
-        for segment in self._segments.values():
-            segment.close()
         self._segments = {}
 
     @contextlib.contextmanager
