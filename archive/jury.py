@@ -33,6 +33,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from . import audit
@@ -340,7 +341,11 @@ def cast_vote(session: Session, jury_round: JuryRound, user: User, photo_id: int
         session.add(vote)
     else:
         vote.value, vote.at = value, utcnow()
-    session.commit()
+    try:
+        session.commit()
+    except IntegrityError:  # a double click: the other request's vote is there now; this one changes it
+        session.rollback()
+        return cast_vote(session, jury_round, user, photo_id, value)
     return vote
 
 
