@@ -14,13 +14,20 @@ folder itself may be a mount point or hold a ``.gitkeep``, so it is never replac
 
 How a search runs, and why (measured: Whoosh scoring every hit in Python is what makes it slow at 100 000 photos):
 which photos match, the total, the facet counts and the date orders come from bitmasks (Python ints, one bit per
-document) built from posting lists once per immutable segment and cached, so a commit of the outbox worker only
-costs reading its new small segment. Visibility is one of those bitmasks and every result is cut by it, so an
-invisible photo can never reach a hit, a count, a snippet or a spelling suggestion. Relevance is Whoosh's own BM25F
-(same formula and statistics; a test compares hits, order and scores with Whoosh's search), computed from per-term
-score arrays kept per index generation, over the matched documents only, at C speed (map, compress, Counter).
-This reads Whoosh 2.7's posting blocks and columns directly where that is much faster, with a generic fallback:
-keep whoosh-reloaded pinned to 2.7.x and the comparison tests green when upgrading.
+document) built from posting lists once per immutable segment and cached. Visibility is one of those bitmasks and
+every result is cut by it, so an invisible photo can never reach a hit, a count, a snippet or a spelling
+suggestion. Relevance is Whoosh's own BM25F (same formula and statistics; tests compare hits, order and scores with
+Whoosh's search and with its bm25() per document): a segment's documents are grouped once by all that BM25F reads
+of them (each term's weight, each field's length), so a ranking scores a few hundred such classes, at C speed (map,
+compress, Counter) over the matched documents only.
+
+An index commit (the outbox worker's, one every few seconds on a busy day) makes a new generation with new term
+statistics, but Whoosh segments are immutable apart from deletions: each segment keeps its open reader and all
+derived from it across commits, and a new generation only reads the new small segment, rescores classes and takes
+over the facet bitmasks. So the first search after a commit costs a little more than a warm one, not a cold one.
+
+This reads Whoosh 2.7's posting blocks, columns and segment readers directly where that is much faster, with a
+generic fallback: keep whoosh-reloaded pinned to 2.7.x and the comparison tests green when upgrading.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ import re
 import shutil
 import sys
 import threading
+import time
 import traceback
 import unicodedata
 import uuid
@@ -50,9 +58,9 @@ from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from functools import lru_cache
 from heapq import nlargest, nsmallest
-from itertools import chain, compress, islice, repeat
+from itertools import accumulate, chain, compress, groupby, islice, repeat
 from math import log
-from operator import add, ge, mul, truediv
+from operator import add, ge, itemgetter, sub
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +76,8 @@ from whoosh.lang.snowball.english import EnglishStemmer
 from whoosh.lang.snowball.german import GermanStemmer
 from whoosh.lang.stopwords import stoplists
 from whoosh.matching.wrappers import FilterMatcher
-from whoosh.reading import TermNotFound
+from whoosh.reading import EmptyReader, MultiReader, SegmentReader, TermNotFound
+from whoosh.searching import Searcher
 from whoosh.util.numeric import byte_to_length, length_to_byte
 
 from .errors import ArchiveError
@@ -599,10 +608,14 @@ def _postings(reader: Any, fieldname: str, text: str, weights: bool = False) -> 
         matcher = matcher.child
     ids: list[int] = []
     found: list[float] = []
-    if all(hasattr(matcher, name) for name in ("_read_ids", "_read_weights", "_next_block", "_ids", "_weights")):
+    if all(hasattr(matcher, name) for name in ("_read_data", "_data", "_byteids", "_read_weights", "_next_block",
+                                               "_ids", "_weights")):
         while matcher.is_active():
-            if matcher._ids is None:
-                matcher._read_ids()
+            if matcher._ids is None:  # as Whoosh's _read_ids(), with the deltas summed at C speed
+                if matcher._data is None:
+                    matcher._read_data()
+                deltas = matcher._data[0]
+                matcher._ids = deltas if matcher._byteids else tuple(accumulate(deltas))
             ids.extend(matcher._ids[matcher._i:])
             if weights:
                 if matcher._weights is None:
@@ -670,7 +683,10 @@ class _LRU(OrderedDict):
 
 
 def _cost(value: Any) -> int:
-    """Rough bytes of a cached value: arrays by their items, dicts ~100 bytes per entry, tuples summed."""
+    """Rough bytes of a cached value: arrays by their items, dicts ~100 bytes per entry, tuples summed, objects
+    that know their own cost by it."""
+    if isinstance(getattr(value, "cost", None), int):
+        return value.cost
     if isinstance(value, array):
         return len(value) * value.itemsize
     if isinstance(value, dict):
@@ -681,24 +697,35 @@ def _cost(value: Any) -> int:
 
 
 class _Segment:
-    """What is derived once from one Whoosh segment. Segments are immutable apart from deletions (handled by the
-    live mask), so this survives commits: after the worker applies a batch only its new small segment is read."""
+    """What is derived once from one Whoosh segment, with the segment's open reader. Segments are immutable apart
+    from deletions (handled by the live mask, and by a fresh reader when they change), so this survives commits:
+    after the worker applies a batch only its new small segment is read."""
 
     def __init__(self, reader: Any) -> None:
         self.reader = reader
         self.size = reader.doc_count_all()
         self.masks = _LRU(1024)  # a mask costs up to size/8 bytes (12.5 kB per 100 000 documents)
         self.postings = _LRU(4096, 24 << 20)  # 12 bytes per posting: every text term of a 10 000 segment
+        self.classes = _LRU(1024, 16 << 20)  # a clause's classes: ~10 bytes per document with one of its terms
+        self.near = _LRU(256)  # terms within an edit distance: Whoosh's automaton walk costs ~4 ms per segment
         self.lexicons: dict[str, list[str]] = {}
         self.facet_masks: dict[str, dict[str, int]] = {}
         self.facet_pairs: dict[str, tuple[array, array, list[str]]] = {}
+        self.facet_by_document: dict[str, tuple[array, array]] = {}
         self.columns: dict[str, list[Any]] = {}
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.reader.close()
 
     def mask(self, fieldname: str, text: str) -> int:
         key = (fieldname, text)
         mask = self.masks.recall(key)
         if mask is None:
-            mask = self.masks.remember(key, _to_mask(_postings(self.reader, fieldname, text)[0], self.size))
+            # a scored term is ranked right after it matched: its postings are read (decoded) once for both
+            ids = self.weighted(fieldname, text)[0] if fieldname in _SCORED else \
+                _postings(self.reader, fieldname, text)[0]
+            mask = self.masks.remember(key, _to_mask(ids, self.size))
         return mask
 
     def weighted(self, fieldname: str, text: str) -> tuple[array, array]:
@@ -708,6 +735,22 @@ class _Segment:
         if found is None:
             ids, weights = _postings(self.reader, fieldname, text, weights=True)
             found = self.postings.remember(key, (array("I", ids), array("d", weights)))
+        return found
+
+    def classified(self, terms: tuple[tuple[str, str], ...]) -> _Classes:
+        found = self.classes.recall(terms)
+        if found is None:
+            found = self.classes.remember(terms, _Classes(self, terms))
+        return found
+
+    def within(self, fieldname: str, text: str, distance: int) -> list[str]:
+        key = (fieldname, text, distance)
+        found = self.near.recall(key)
+        if found is None:
+            found = []
+            with contextlib.suppress(TermNotFound, KeyError):
+                found = list(self.reader.terms_within(fieldname, text, distance, prefix=1))
+            self.near.remember(key, found)
         return found
 
     def lexicon(self, fieldname: str) -> list[str]:
@@ -737,6 +780,18 @@ class _Segment:
             self.facet_pairs[fieldname] = (docs, codes, values)
         return self.facet_pairs[fieldname]
 
+    def by_document(self, fieldname: str) -> tuple[array, array]:
+        """The same pairs by document: the value codes of document d are codes[starts[d]:starts[d + 1]]."""
+        if fieldname not in self.facet_by_document:
+            docs, codes, _ = self.pairs(fieldname)
+            counts = array("I", bytes(4 * self.size))
+            for docnum in docs:
+                counts[docnum] += 1
+            order = sorted(range(len(docs)), key=docs.__getitem__)
+            self.facet_by_document[fieldname] = (array("I", accumulate(counts, initial=0)),
+                                                 array("I", map(codes.__getitem__, order)))
+        return self.facet_by_document[fieldname]
+
     def column(self, name: str) -> list[Any]:
         if name not in self.columns:
             self.columns[name] = _column(self.reader, name, self.size)
@@ -760,39 +815,66 @@ class _Segment:
         return frozenset(deleted)
 
 
+class _Classes:
+    """The documents of one segment that have any of a clause's terms, grouped by all that BM25F reads of a
+    document: each term's weight in it (None where absent) and the length of each field. Documents of one class
+    score alike in every generation, so scoring a clause after a commit means scoring its few hundred classes, not
+    its up to 100 000 documents; and the grouping, derived from the immutable segment, survives commits."""
+
+    def __init__(self, segment: _Segment, terms: tuple[tuple[str, str], ...]) -> None:
+        fields = tuple(dict.fromkeys(name for name, _ in terms))
+        postings = [segment.weighted(name, text) for name, text in terms]
+        docs = sorted(set().union(*(ids for ids, _ in postings)))
+        columns: list[Iterator[Any]] = [map(dict(zip(ids, weights, strict=True)).get, docs)
+                                        for ids, weights in postings]
+        columns += [map(segment.lengths(name).__getitem__, docs) for name in fields]
+        keys = list(zip(*columns, strict=True))
+        numbers = {key: number for number, key in enumerate(dict.fromkeys(keys))}
+        self.keys: list[tuple[Any, ...]] = list(numbers)  # per class: the weights, then the length bytes
+        self.docs = array("I", docs)  # every document with any of the terms, ascending
+        self.codes = array("H" if len(numbers) < 1 << 16 else "I", map(numbers.__getitem__, keys))  # their classes
+        self._members: list[array] | None = None
+        self.cost = (8 + self.codes.itemsize) * len(docs) + 100 * len(numbers)
+
+    def members(self) -> list[array]:
+        """Per class its documents, ascending (made when first needed: only a best-first walk needs them)."""
+        if self._members is None:
+            members = [array("I") for _ in self.keys]
+            for docnum, code in zip(self.docs, self.codes, strict=True):
+                members[code].append(docnum)
+            self._members = members
+        return self._members
+
+
 _SCORED = ("de", "en")
 _B, _K1 = 0.75, 1.2  # Whoosh's BM25F defaults
 _MASKED_FACET_LIMIT = 256  # facets with up to this many values count by bitmask, larger ones by compress+Counter
 _SPARSE_RATIO = 8  # ... or, when fewer than 1/8 as many documents matched as the facet has pairs, document by document
+_LOOKUP_RATIO = 16  # fewer matches in a segment than 1/16 of a clause's postings there: scored one by one
 
 
 class _Generation:
-    """One searcher (one index commit) and what is derived from it. Replaced when the index changes."""
+    """One index commit: its searcher, its segments (shared with earlier generations where unchanged) and what is
+    derived from the whole commit. Replaced when the index changes, so what lives here is what depends on every
+    segment (offsets, term statistics) and is cheap to derive again."""
 
-    def __init__(self, name: str, searcher: Any, segments: dict[str, _Segment]) -> None:
+    def __init__(self, name: str, number: int, index: Any, searcher: Any, segments: list[_Segment],
+                 previous: _Generation | None = None) -> None:
         self.name = name
+        self.number = number
+        self.index = index
         self.searcher = searcher
-        reader = searcher.reader()
-        self.size = reader.doc_count_all()
         self.leaves: list[tuple[_Segment, int]] = []
-        live = (1 << self.size) - 1
-        current = set()
-        for leaf, offset in reader.leaf_readers():
-            if leaf.segment() is None:  # an index without segments
-                continue
-            segid = leaf.segment().segment_id()
-            current.add(segid)
-            segment = segments.get(segid)
-            if segment is None or segment.size != leaf.doc_count_all():
-                segment = segments[segid] = _Segment(leaf)
-            segment.reader = leaf
+        offset = 0
+        for segment in segments:  # the offsets Whoosh's MultiReader gives the same segments
             self.leaves.append((segment, offset))
+            offset += segment.size
+        self.size = offset
+        live = (1 << self.size) - 1
+        for segment, offset in self.leaves:
             deleted = segment.deleted()
             if deleted:
                 live &= ~(_to_mask(deleted, segment.size) << offset)
-        for segid in list(segments):
-            if segid not in current:
-                del segments[segid]
         self.live = live
         self._terms = _LRU(1024)
         self._phrases = _LRU(128)
@@ -800,11 +882,14 @@ class _Generation:
         self._lexicons: dict[str, list[str]] = {}
         self._normalized: dict[str, dict[str, list[str]]] = {}
         self._keys: dict[str, list[int]] = {}
-        self._norms: dict[str, array] = {}
-        self._scores = _LRU(256, 64 << 20)  # a common term's scores cost 8 bytes per document
-        self._clauses = _LRU(256, 128 << 20)  # a clause's scores (8 bytes per document) and its documents best first
-        self._stats: dict[tuple[str, str], tuple[float, bool] | None] = {}
-        self._pair_cache: dict[str, tuple[array, array, list[str]]] = {}
+        self._idfs: dict[tuple[str, str], float | None] = {}
+        self._norms: dict[str, list[float]] = {}
+        self._scored = _LRU(256, 64 << 20)
+        if previous is not None:
+            self._inherit(previous)
+
+    def up_to_date(self) -> bool:
+        return self.index.latest_generation() == self.number
 
     # masks ------------------------------------------------------------------------------------------------------
     def term(self, fieldname: str, text: str) -> int:
@@ -919,43 +1004,23 @@ class _Generation:
             result[name] = dict(ordered)
         return result
 
-    def _pairs(self, name: str) -> tuple[array, array, list[str]]:
-        """(document, value code) pairs of a facet with many values, for the whole generation (one code space)."""
-        if name not in self._pair_cache:
-            values = self.lexicon(name)
-            index = {value: code for code, value in enumerate(values)}
-            docs, codes = array("I"), array("I")
-            for segment, offset in self.leaves:
-                segment_docs, segment_codes, segment_values = segment.pairs(name)
-                translate = array("I", (index[value] for value in segment_values))
-                docs.extend(map(add, segment_docs, repeat(offset)) if offset else segment_docs)
-                codes.extend(map(translate.__getitem__, segment_codes))
-            self._pair_cache[name] = (docs, codes, values)
-        return self._pair_cache[name]
-
-    def _by_document(self, name: str) -> tuple[array, array]:
-        """The same pairs by document: the value codes of document d are codes[starts[d]:starts[d + 1]]."""
-        key = f"{name}/by-document"
-        if key not in self._pair_cache:
-            docs, codes, _ = self._pairs(name)
-            starts = array("I", bytes(4 * (self.size + 1)))
-            for docnum in docs:
-                starts[docnum + 1] += 1
-            for docnum in range(self.size):
-                starts[docnum + 1] += starts[docnum]
-            order = sorted(range(len(docs)), key=docs.__getitem__)
-            self._pair_cache[key] = (starts, array("I", map(codes.__getitem__, order)), [])
-        starts, by_document, _ = self._pair_cache[key]
-        return starts, by_document
-
-    def _count_pairs(self, name: str, flags: bytes, matched: list[int]) -> dict[str, int]:
-        docs, codes, values = self._pairs(name)
-        if len(matched) * _SPARSE_RATIO < len(docs):  # few matches: look at just their values
-            starts, by_document = self._by_document(name)
-            found = Counter(chain.from_iterable(by_document[starts[d]:starts[d + 1]] for d in matched))
-        else:  # one C-speed pass over all pairs
-            found = Counter(compress(codes, map(flags.__getitem__, docs)))
-        return {values[code]: count for code, count in found.items()}
+    def _count_pairs(self, name: str, flags: bytes, docs: list[int]) -> Counter[str]:
+        counts: Counter[str] = Counter()
+        for segment, offset in self.leaves:
+            pair_docs, codes, values = segment.pairs(name)
+            low, high = bisect_left(docs, offset), bisect_left(docs, offset + segment.size)
+            if low == high:
+                continue
+            if (high - low) * _SPARSE_RATIO < len(pair_docs):  # few matches here: look at just their values
+                starts, by_document = segment.by_document(name)
+                local = map(sub, docs[low:high], repeat(offset))
+                found = Counter(chain.from_iterable(by_document[starts[d]:starts[d + 1]] for d in local))
+            else:  # one C-speed pass over the segment's pairs
+                selector = flags[offset:offset + segment.size]
+                found = Counter(compress(codes, map(selector.__getitem__, pair_docs)))
+            for code, count in found.items():
+                counts[values[code]] += count
+        return counts
 
     def _facet_masks(self, name: str) -> list[tuple[str, int]] | None:
         if name not in self._facets:
@@ -963,191 +1028,98 @@ class _Generation:
             if len(values) > _MASKED_FACET_LIMIT:
                 self._facets[name] = None
             else:
-                masks = []
-                for value in values:
-                    mask = 0
-                    for segment, offset in self.leaves:
-                        part = segment.value_masks(name).get(value, 0)
-                        if part:
-                            mask |= part << offset
-                    masks.append((value, mask))
-                self._facets[name] = masks
+                masks = dict.fromkeys(values, 0)
+                for segment, offset in self.leaves:
+                    for value, part in segment.value_masks(name).items():
+                        masks[value] |= part << offset
+                self._facets[name] = list(masks.items())
         return self._facets[name]
 
-    # relevance --------------------------------------------------------------------------------------------------
-    def norms(self, fieldname: str) -> array:
-        """Per document: the length part of BM25's denominator, K1 * ((1 - B) + B * length / average length)."""
-        if fieldname not in self._norms:
-            average = self.searcher.avg_field_length(fieldname) or 1
-            table = [_K1 * ((1 - _B) + _B * byte_to_length(b) / average) for b in range(256)]
-            norms = array("d")
-            for segment, _ in self.leaves:
-                norms.extend(map(table.__getitem__, segment.lengths(fieldname)))
-            self._norms[fieldname] = norms
-        return self._norms[fieldname]
-
-    def scores(self, fieldname: str, text: str) -> array | dict[int, float] | None:
-        """BM25F score of one term for every document that has it, exactly as Whoosh's default weighting computes it
-        (same formula, statistics and float operations), kept per generation: a page of "Brücke" then costs a few
-        C-speed passes over the matching documents instead of Whoosh scoring each hit in Python."""
-        if fieldname not in _SCORED:
-            return None
-        key = (fieldname, text)
-        scores = self._scores.recall(key)
-        if scores is not None:
-            return scores
-        frequency = self.searcher.doc_frequency(fieldname, text)
-        if not frequency:
-            return None
-        idf = log(self.searcher.doc_count_all() / (frequency + 1)) + 1
-        norms = self.norms(fieldname)
-        plus_one = _K1 + 1
-        dense = frequency * 8 > self.size
-        scores: array | dict[int, float] = array("d", bytes(8 * self.size)) if dense else {}
-        for segment, offset in self.leaves:
-            ids, weights = segment.weighted(fieldname, text)
-            if not ids:
+    def _inherit(self, previous: _Generation) -> None:
+        """Takes over the facet bitmasks of the previous generation of the same index, for the leading segments
+        both share at the same offsets (those bits mean the same documents; deleted ones are left out by the live
+        mask): only the segments after them are added. A commit usually adds one small segment at the end, so a
+        new generation costs a few hundred AND/ORs here instead of rebuilding every facet from every segment."""
+        shared = 0
+        for (segment, offset), (before, earlier) in zip(self.leaves, previous.leaves, strict=False):
+            if segment is not before or offset != earlier:
+                break
+            shared += 1
+        if not shared:
+            return
+        bits = self.leaves[shared - 1][1] + self.leaves[shared - 1][0].size
+        kept = (1 << bits) - 1
+        for name, found in previous._facets.items():
+            if found is None:
                 continue
-            docs = ids if not offset else array("I", map(add, ids, repeat(offset)))
-            # idf * ((tf * (K1 + 1)) / (tf + norm)), as Whoosh's bm25(), one C-speed pass per operation
-            values = map(mul, repeat(idf), map(truediv, map(mul, weights, repeat(plus_one)),
-                                               map(add, weights, map(norms.__getitem__, docs))))
-            if dense:
-                for docnum, value in zip(docs, values, strict=False):
-                    scores[docnum] = value
-            else:
-                scores.update(zip(docs, values, strict=False))
-        return self._scores.remember(key, scores)
+            before = dict(found)
+            tail: dict[str, int] = {}  # the segments after the shared ones, counted from ``bits``: small numbers
+            for segment, offset in self.leaves[shared:]:
+                for value, part in segment.value_masks(name).items():
+                    tail[value] = tail.get(value, 0) | part << (offset - bits)
+            masks = []
+            for value in self.lexicon(name):
+                mask = before.get(value, 0) & kept
+                if value in tail:
+                    mask |= tail[value] << bits
+                masks.append((value, mask))
+            self._facets[name] = masks
 
-    def clause_scores(self, clause: _Clause) -> tuple[array | dict[int, float], array] | None:
-        """A clause's score per document (the sum over its alternatives, as Whoosh's Or sums them) and its documents
-        ordered best first (ties newest taken first), kept per generation: a one-word query then only walks the
-        head of that order until it has a page of visible, filtered hits."""
-        key = clause.alternatives or clause.phrase
-        found = self._clauses.recall(key)
-        if found is not None:
-            return found
-        parts = [self.scores(name, text) for name, text in clause.alternatives or [("de", t) for t in clause.phrase]]
-        parts = [part for part in parts if part is not None]
-        if not parts:
-            return None
-        dense = [part for part in parts if isinstance(part, array)]
-        sparse = [part for part in parts if not isinstance(part, array)]
-        total: array | dict[int, float]
-        if dense:
-            total = array("d", dense[0]) if len(parts) > 1 else dense[0]
-            for part in dense[1:]:
-                total = array("d", map(add, total, part))
-            for part in sparse:
-                for docnum, value in part.items():
-                    total[docnum] += value
-        else:
-            total = dict(sparse[0]) if len(sparse) > 1 else sparse[0]
-            for part in sparse[1:]:
-                for docnum, value in part.items():
-                    total[docnum] = total.get(docnum, 0.0) + value
-        mask = 0  # every document with a score: deleted ones too, the matched flags leave those out
-        for name, text in clause.alternatives or [("de", term) for term in clause.phrase]:
-            mask |= self.term(name, text)
-        docs = array("I", compress(range(self.size), _flags(mask, self.size)))
-        # Best first; equal scores newest taken first (two stable sorts), so the order does not depend on where a
-        # document sits in the index and is the same after a rebuild.
-        newest = self.keys("knew")
-        order = array("I", sorted(sorted(docs, key=newest.__getitem__), key=total.__getitem__, reverse=True))
-        return self._clauses.remember(key, (total, order))
-
-    def stats(self, fieldname: str, text: str) -> tuple[float, bool] | None:
-        """BM25's idf of a term and whether scores() keeps its scores densely (which decides the order in which
-        clause_scores() adds a clause's alternatives); None when the term scores nothing."""
+    # relevance --------------------------------------------------------------------------------------------------
+    def idf(self, fieldname: str, text: str) -> float | None:
+        """BM25's idf of a term, as Whoosh computes it; None when the term scores nothing."""
         key = (fieldname, text)
-        if key not in self._stats:
+        if key not in self._idfs:
             found = None
             if fieldname in _SCORED:
                 frequency = self.searcher.doc_frequency(fieldname, text)
                 if frequency:
-                    idf = log(self.searcher.doc_count_all() / (frequency + 1)) + 1
-                    found = (idf, frequency * 8 > self.size)
-            self._stats[key] = found
-        return self._stats[key]
+                    found = log(self.searcher.doc_count_all() / (frequency + 1)) + 1
+            self._idfs[key] = found
+        return self._idfs[key]
 
-    def matched_scores(self, clause: _Clause, docs: list[int], flags: bytes) -> list[float] | None:
-        """A clause's score for each of the matched ``docs`` only, equal to clause_scores() (same operations, in the
-        same order): the postings' weights are read for the matched documents alone (a binary search per document
-        when few matched, else one C-speed pass over the postings), so a rare word next to a common one costs little.
-        """
-        parts = []
-        for name, text in clause.alternatives or [("de", term) for term in clause.phrase]:
-            found = self.stats(name, text)
-            if found is not None:
-                parts.append((name, text, found))
-        if not parts:
+    def norms(self, fieldname: str) -> list[float]:
+        """Per length byte: the length part of BM25's denominator, K1 * ((1 - B) + B * length / average length)."""
+        if fieldname not in self._norms:
+            average = self.searcher.avg_field_length(fieldname) or 1
+            self._norms[fieldname] = [_K1 * ((1 - _B) + _B * byte_to_length(b) / average) for b in range(256)]
+        return self._norms[fieldname]
+
+    def scored(self, clause: _Clause) -> _Scored | None:
+        """A clause's scores in this generation (a phrase counts as its German terms); None when nothing scores."""
+        terms = tuple(term for term in clause.alternatives or [("de", word) for word in clause.phrase]
+                      if self.idf(*term) is not None)
+        if not terms:
             return None
-        parts.sort(key=lambda part: not part[2][1])  # dense parts first, as clause_scores() adds them
-        plus_one = _K1 + 1
-        total: list[float] | None = None
-        for name, text, (idf, _) in parts:
-            norms = self.norms(name)
-            part: dict[int, float] = {}
-            for segment, offset in self.leaves:
-                ids, weights = segment.weighted(name, text)
-                if not ids:
-                    continue
-                low, high = bisect_left(docs, offset), bisect_left(docs, offset + segment.size)
-                if low == high:
-                    continue
-                if (high - low) * 16 < len(ids):  # few matched here: look each one up
-                    size = len(ids)
-                    chosen_ids, chosen_weights = [], []
-                    for docnum in islice(docs, low, high):
-                        at = bisect_left(ids, docnum - offset)
-                        if at < size and ids[at] == docnum - offset:
-                            chosen_ids.append(docnum)
-                            chosen_weights.append(weights[at])
-                    gids: Any = chosen_ids
-                    found_weights: Any = chosen_weights
-                else:
-                    local = flags[offset:offset + segment.size]
-                    selector = bytes(map(local.__getitem__, ids))
-                    found_weights = list(compress(weights, selector))
-                    chosen = compress(ids, selector)
-                    gids = list(map(add, chosen, repeat(offset)) if offset else chosen)
-                # idf * ((tf * (K1 + 1)) / (tf + norm)), as scores() computes it
-                values = map(mul, repeat(idf), map(truediv, map(mul, found_weights, repeat(plus_one)),
-                                                   map(add, found_weights, map(norms.__getitem__, gids))))
-                part.update(zip(gids, values, strict=False))
-            column = map(part.get, docs, repeat(0.0))
-            total = list(column) if total is None else list(map(add, total, column))
-        return total
+        found = self._scored.recall(terms)
+        if found is None:
+            found = self._scored.remember(terms, _Scored(self, terms))
+        return found
 
     def rank(self, docs: list[int], flags: bytes, clauses: list[_Clause],
              wanted: int) -> list[tuple[int, float]] | None:
-        """The best ``wanted`` of the matched ``docs`` (``flags``) by BM25F over the German and English fields (a
-        phrase counts as its German terms), ties newest taken first. None when
-        nothing can be scored. A single clause walks its cached order; several clauses score just the matched
-        documents (their intersection) and pick the top ``wanted`` with a heap."""
-        if len(clauses) == 1:
-            key = clauses[0].alternatives or clauses[0].phrase
-            if key in self._clauses or len(docs) * 16 > self.size:
-                found = self.clause_scores(clauses[0])
-                if found is None:
-                    return None
-                total, order = found
-                best = list(islice(compress(order, map(flags.__getitem__, order)), wanted))
-                return [(docnum, total[docnum]) for docnum in best]
-        sums: list[float] | None = None
-        for clause in clauses:
-            values = self.matched_scores(clause, docs, flags)
-            if values is None:
-                continue
-            sums = values if sums is None else list(map(add, sums, values))
-        if sums is None:
+        """The best ``wanted`` of the matched ``docs`` (``flags``) by BM25F over the German and English fields, ties
+        newest taken first (then by document number). None when nothing can be scored. A single clause matching
+        many documents walks its classes best first until it has a page; otherwise the matched documents are scored
+        (by class, one C-speed pass per clause and segment, or one by one where few matched) and the top ``wanted``
+        picked with a heap."""
+        scored = [found for found in map(self.scored, clauses) if found is not None]
+        if not scored:
             return None
+        newest = self.keys("knew")
+        if len(scored) == 1 and len(docs) * 16 > self.size:
+            return scored[0].best(flags, wanted, newest)
+        sums: list[float] | None = None
+        for found in scored:
+            values = found.matched(flags, docs)
+            assert len(values) == len(docs)
+            sums = values if sums is None else list(map(add, sums, values))
+        assert sums is not None
         if len(sums) > wanted:
             threshold = nlargest(wanted, sums)[-1]
             keep = list(compress(range(len(sums)), map(ge, sums, repeat(threshold))))
         else:
             keep = list(range(len(sums)))
-        newest = self.keys("knew")
         best = sorted(keep, key=lambda i: (-sums[i], newest[docs[i]]))[:wanted]
         return [(docs[i], sums[i]) for i in best]
 
@@ -1164,8 +1136,7 @@ class _Generation:
     def within(self, fieldname: str, text: str, distance: int) -> set[str]:
         found: set[str] = set()
         for segment, _ in self.leaves:
-            with contextlib.suppress(TermNotFound, KeyError):
-                found.update(segment.reader.terms_within(fieldname, text, distance, prefix=1))
+            found.update(segment.within(fieldname, text, distance))
         return found
 
     def correct(self, clause: _Clause, visible: int) -> str | None:
@@ -1223,6 +1194,104 @@ class _Generation:
         return stamps
 
 
+class _Scored:
+    """One clause's BM25F scores in one generation: the score of a class of documents (_Classes), or of one
+    document from its postings, with the same float operations as Whoosh's bm25() and the terms added in clause
+    order. Both ways give a document the very same score (the same key, the same function), so ranking may mix
+    them. Cheap to make: a new generation (new term statistics) only rescores classes."""
+
+    def __init__(self, generation: _Generation, terms: tuple[tuple[str, str], ...]) -> None:
+        self.terms = terms
+        self.leaves = generation.leaves
+        self.fields = tuple(dict.fromkeys(name for name, _ in terms))
+        self._idfs = [generation.idf(name, text) for name, text in terms]
+        self._norms = [generation.norms(name) for name, _ in terms]
+        self._lengths = [len(terms) + self.fields.index(name) for name, _ in terms]  # where a term's length byte is
+        self._memo: dict[tuple[Any, ...], float] = {}
+        self._tables: dict[int, list[float]] = {}  # per segment (index in leaves): the score of each class
+        self._groups: list[tuple[float, list[tuple[array, int, int]]]] | None = None
+        # what a ranking of every segment keeps (documents by class, scores): 12 bytes per document with a term
+        self.cost = 12 * sum(generation.searcher.doc_frequency(name, text) for name, text in terms)
+
+    def _score(self, key: tuple[Any, ...]) -> float:
+        score = self._memo.get(key)
+        if score is None:
+            total: float | None = None
+            for weight, idf, norms, at in zip(key, self._idfs, self._norms, self._lengths, strict=False):
+                if weight is not None:
+                    # Whoosh's bm25(): idf * ((tf * (K1 + 1)) / (tf + K1 * ((1 - B) + B * length / average)))
+                    value = idf * ((weight * (_K1 + 1)) / (weight + norms[key[at]]))
+                    total = value if total is None else total + value
+            assert total is not None  # a class, or a matched document, has at least one of the terms
+            score = self._memo[key] = total
+        return score
+
+    def _classes(self, index: int) -> tuple[_Classes, list[float]]:
+        """A segment's classes (kept by the segment: the same numbering whenever made) and their scores."""
+        classes = self.leaves[index][0].classified(self.terms)
+        table = self._tables.get(index)
+        if table is None:
+            table = self._tables[index] = list(map(self._score, classes.keys))
+        return classes, table
+
+    def matched(self, flags: bytes, docs: list[int]) -> list[float]:
+        """The score of every matched document (``docs``, also as ``flags``), in document order. A matched document
+        has one of the clause's terms, so it is among the clause's documents. Where only a few of a segment's
+        documents with the terms matched, they are scored one by one (a binary search in each term's postings)
+        rather than classifying the whole segment."""
+        values: list[float] = []
+        for index, (segment, offset) in enumerate(self.leaves):
+            low, high = bisect_left(docs, offset), bisect_left(docs, offset + segment.size)
+            if low == high:
+                continue
+            postings = [segment.weighted(name, text) for name, text in self.terms]
+            if index in self._tables or self.terms in segment.classes or \
+                    (high - low) * _LOOKUP_RATIO >= sum(len(ids) for ids, _ in postings):
+                classes, table = self._classes(index)
+                selector = flags[offset:offset + segment.size]
+                values.extend(map(table.__getitem__, compress(classes.codes, map(selector.__getitem__, classes.docs))))
+                continue
+            lengths = [segment.lengths(name) for name in self.fields]
+            for docnum in map(sub, docs[low:high], repeat(offset)):
+                key: list[Any] = []
+                for ids, weights in postings:  # as _Classes makes a key: the weights, then the length bytes
+                    at = bisect_left(ids, docnum)
+                    key.append(weights[at] if at < len(ids) and ids[at] == docnum else None)
+                key += [column[docnum] for column in lengths]
+                values.append(self._score(tuple(key)))
+        return values
+
+    def best(self, flags: bytes, wanted: int, newest: list[int]) -> list[tuple[int, float]]:
+        """The best ``wanted`` matched documents: classes of equal score at a time, best first, each time the
+        matched documents among them newest taken first, until there are enough."""
+        if self._groups is None:
+            entries = []
+            for index, (segment, offset) in enumerate(self.leaves):
+                classes, table = self._classes(index)
+                entries += [(score, members, offset, segment.size)
+                            for score, members in zip(table, classes.members(), strict=True)]
+            entries.sort(key=itemgetter(0), reverse=True)  # stable: within one score, segments stay in order
+            self._groups = [(score, [entry[1:] for entry in group])
+                            for score, group in groupby(entries, key=itemgetter(0))]
+        ranked: list[tuple[int, float]] = []
+        local: dict[int, bytes] = {}
+        for score, group in self._groups:
+            found: list[int] = []
+            for members, offset, size in group:
+                selector = local.get(offset)
+                if selector is None:
+                    selector = local[offset] = flags[offset:offset + size]
+                chosen = compress(members, map(selector.__getitem__, members))
+                found.extend(map(add, chosen, repeat(offset)) if offset else chosen)
+            if found:
+                found.sort()
+                found.sort(key=newest.__getitem__)  # stable: equal keys stay in document order
+                ranked.extend(zip(found, repeat(score)))
+                if len(ranked) >= wanted:
+                    break
+        return ranked[:wanted]
+
+
 def _highlight_terms(clauses: list[_Clause]) -> dict[str, set[str]]:
     terms: dict[str, set[str]] = {"de": set(), "en": set()}
     for clause in clauses:
@@ -1264,6 +1333,7 @@ def _release(error: BaseException) -> None:
 _SEGMENT_DOCS = 10_000
 _BUILD_MB = 256  # Whoosh's estimate for the pool of one segment; the real peak of a rebuild is ~150 MB
 _GENERATION = re.compile(r"gen-(\d{6,})-[0-9a-f]{8}")
+_OPEN_ATTEMPTS = 10  # 50 ms apart, as Whoosh's own FileIndex.reader()
 
 
 class SearchIndex:
@@ -1414,25 +1484,74 @@ class SearchIndex:
         if name is None:
             raise SearchUnavailable(f"no search index in {self.index_dir}")
         generation = self._generation
-        if generation is not None and generation.name == name and generation.searcher.up_to_date():
+        if generation is not None and generation.name == name and generation.up_to_date():
             return generation
-        # A new searcher, not Searcher.refresh(): in whoosh-reloaded 2.7.5 refresh() reuses a segment's old reader
-        # even when that segment gained deletions (an updated photo would show twice) and re-adds segments that a
-        # merge removed. What is expensive to derive from a segment is kept in self._segments across searchers of
-        # one generation folder; a rebuild's new folder starts afresh.
-        keep = generation is not None and generation.name == name
-        searcher = whoosh_index.open_dir(str(self.index_dir / name)).searcher()
-        segments = self._segments if keep else {}
-        self._drop()
-        self._segments = segments
-        self._generation = _Generation(name, searcher, self._segments)
+        if generation is None or generation.name != name:
+            self._drop()  # a rebuild's new folder shares no segment with the old one
+            generation = None
+        # open_dir() reads the TOC to check it, _read_toc() below reads it again: once per folder is enough
+        ix = generation.index if generation is not None else whoosh_index.open_dir(str(self.index_dir / name))
+        for attempt in range(_OPEN_ATTEMPTS):
+            try:
+                toc = ix._read_toc()
+                segments = self._reuse(ix, toc)
+                break
+            except OSError:  # a writer merged segments away between the TOC and their files: read the new TOC
+                if attempt == _OPEN_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.05)
+        reader = MultiReader([segment.reader for segment in segments], generation=toc.generation) if segments \
+            else EmptyReader(toc.schema)
+        searcher = Searcher(reader, fromindex=ix, closereader=False)  # the segments' readers are closed by _reuse
+        self._generation = _Generation(name, toc.generation, ix, searcher, segments, generation)
         return self._generation
+
+    def _reuse(self, ix: Any, toc: Any) -> list[_Segment]:
+        """The segments of the commit described by ``toc``. A segment read by an earlier generation is reused with
+        its open reader and all derived from it, or, when it gained deletions, with a fresh reader (Whoosh's reader
+        reads deletions from the segment info it was opened with) but the same derived data. Not Whoosh's own
+        reuse (Searcher.refresh()): in whoosh-reloaded 2.7.5 it keeps a segment's old reader although the segment
+        gained deletions (an updated photo would show twice) and re-adds segments that a merge removed."""
+        opened: dict[str, Any] = {}
+        try:
+            for info in toc.segments:
+                known = self._segments.get(info.segment_id())
+                if known is None or known.size != info.doc_count_all() or \
+                        set(known.reader.segment().deleted_docs()) != set(info.deleted_docs()):
+                    opened[info.segment_id()] = SegmentReader(ix.storage, toc.schema, info, generation=toc.generation)
+        except BaseException:
+            for reader in opened.values():
+                with contextlib.suppress(Exception):
+                    reader.close()
+            raise
+        segments: dict[str, _Segment] = {}
+        for info in toc.segments:
+            segid = info.segment_id()
+            known = self._segments.pop(segid, None)
+            reader = opened.get(segid)
+            if reader is None:
+                assert known is not None
+                segments[segid] = known
+            elif known is not None and known.size == reader.doc_count_all():
+                known.close()
+                known.reader = reader
+                segments[segid] = known
+            else:
+                if known is not None:
+                    known.close()
+                segments[segid] = _Segment(reader)
+        for gone in self._segments.values():  # merged away
+            gone.close()
+        self._segments = segments
+        return list(segments.values())
 
     def _drop(self) -> None:
         if self._generation is not None:
             with contextlib.suppress(Exception):
                 self._generation.searcher.close()
         self._generation = None
+        for segment in self._segments.values():
+            segment.close()
         self._segments = {}
 
     @contextlib.contextmanager

@@ -10,7 +10,6 @@ import re
 import subprocess
 import sys
 import threading
-from array import array
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 from whoosh import index as whoosh_index
 from whoosh.qparser import MultifieldParser
+from whoosh.scoring import bm25
 
 from archive import search as search_module
 from archive.errors import ArchiveError
@@ -636,26 +636,106 @@ def index_hits(search_index: SearchIndex, query: SearchQuery, viewer: Viewer) ->
         page += 1
 
 
-def test_scoring_only_the_matched_documents_equals_the_cached_per_clause_scores(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A query's scores are computed for its matched documents only (binary search per document when few matched,
-    a pass over the postings when many did): the same floats as the full per-clause score arrays, in every segment,
-    with deletions, for words and phrases."""
+def test_both_ways_of_ranking_give_whoosh_bm25_per_document_exactly(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Scores come from classes of documents (each term's weight, each field's length) scored once per generation,
+    or, for a few matched documents, from each one's postings; a single clause with many matches walks its classes
+    best first, other queries score each matched document. All must give exactly the float of Whoosh's own bm25()
+    with Whoosh's statistics for every document (terms and clauses added in order), and the same order (score,
+    then newest taken first), in every segment, with deletions, for words and phrases, for all matched documents
+    and for a few."""
     monkeypatch.setattr(search_module, "_SEGMENT_DOCS", 70)
+    monkeypatch.setattr(search_module, "_LOOKUP_RATIO", 0)  # one by one, unless a segment was classified already
     rng = random.Random(99)
     docs = [photo(i, " ".join(rng.choice(VOCABULARY) for _ in range(rng.randint(1, 14)))) for i in range(1, 301)]
     search_index = SearchIndex(tmp_path / "index")
     search_index.rebuild(docs[:250], position=1)
     search_index.apply([(d.id, d) for d in docs[250:]] + [(i, None) for i in range(3, 90, 5)], position=2)
     with search_index._reading() as generation:
+        searcher = generation.searcher
+        newest = generation.keys("knew")
+
+        def whoosh_score(clause: search_module._Clause, docnum: int) -> float:
+            total = None
+            for fieldname, text in clause.alternatives or [("de", term) for term in clause.phrase]:
+                if not searcher.doc_frequency(fieldname, text):
+                    continue
+                matcher = searcher.postings(fieldname, text)
+                matcher.skip_to(docnum)
+                if matcher.is_active() and matcher.id() == docnum:
+                    value = bm25(searcher.idf(fieldname, text), matcher.weight(),
+                                 searcher.doc_field_length(docnum, fieldname), searcher.avg_field_length(fieldname),
+                                 0.75, 1.2)
+                    total = value if total is None else total + value
+            assert total is not None
+            return total
+
         for text in ["Brücke", "Rhein Nacht", "bridges fog", '"Brücke über den Rhein"', "Stahl Bogen Hafen"]:
             positive, _ = search_module._clauses(text)
             matched = generation.text(positive, []) & generation.visible(VISITOR, ())
             everything = [n for n in range(generation.size) if matched >> n & 1]
             for subset in (everything, everything[::9]):
-                mask = sum(1 << n for n in subset)
-                flags = search_module._flags(mask, generation.size)
-                for clause in positive:
-                    total, _ = generation.clause_scores(clause)
-                    expected = [total[n] if isinstance(total, array) else total.get(n, 0.0) for n in subset]
-                    assert generation.matched_scores(clause, subset, flags) == expected, (text, len(subset))
+                flags = search_module._flags(sum(1 << n for n in subset), generation.size)
+                per_clause = [[whoosh_score(clause, n) for n in subset] for clause in positive]
+                for clause, expected in zip(positive, per_clause, strict=True):
+                    scored = generation.scored(clause)
+                    assert scored is not None
+                    classified = any(scored.terms in segment.classes for segment, _ in generation.leaves)
+                    assert classified == (subset is not everything)  # the first time: no classes yet
+                    assert scored.matched(flags, subset) == expected, (text, len(subset))  # one by one
+                    best = sorted(zip(subset, expected, strict=True), key=lambda hit: (-hit[1], newest[hit[0]]))
+                    assert scored.best(flags, len(subset), newest) == best, (text, len(subset))  # classifies
+                    assert scored.best(flags, 3, newest) == best[:3]
+                    assert scored.matched(flags, subset) == expected, (text, len(subset))  # by classes
+                sums = [sum(values[1:], values[0]) for values in zip(*per_clause, strict=True)]
+                best = sorted(zip(subset, sums, strict=True), key=lambda hit: (-hit[1], newest[hit[0]]))
+                assert generation.rank(subset, flags, positive, len(subset)) == best, text
+                assert generation.rank(subset, flags, positive, 4) == best[:4], text
+
+
+@pytest.mark.parametrize("counting", list(COUNTING))
+def test_what_is_kept_across_commits_answers_as_a_fresh_reader(tmp_path: Path, counting: str,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A searching process keeps each segment's reader and all derived from it (postings, bitmasks, classes,
+    facet pairs) across commits, and only rescores. After updates, deletions and Whoosh's merges of small segments
+    it must answer exactly as a process opening the index afresh: hits, order, scores, totals, facets, suggestions."""
+    for name, value in COUNTING[counting].items():
+        monkeypatch.setattr(search_module, name, value)
+    monkeypatch.setattr(search_module, "_SEGMENT_DOCS", 60)
+    rng = random.Random(7)
+    docs = [photo(i, " ".join(rng.choice(VOCABULARY) for _ in range(rng.randint(1, 14))),
+                  status=rng.choice(["published", "published", "submitted"]),
+                  association=rng.choice(["pasadena", "lorient", "havering"]),
+                  tags=tuple(rng.sample(["Nacht", "Rhein", "Stahl", "Winter"], rng.randint(0, 2))),
+                  photographer=rng.choice(["Anna Schmidt", "John Miller", ""]), taken=datetime(2015 + i % 9, 5, 1))
+            for i in range(1, 401)]
+    folder = tmp_path / "index"
+    kept = SearchIndex(folder)
+    kept.rebuild(docs[:300], position=1)
+    raws = ["Brücke", "Rhein Nacht", "bridges", '"Brücke über den Rhein"', "Nebel -Fluss", "Stahl Bogen Hafen",
+            "Brükce", "tag:Rhein Brücke", "by:\"John Miller\" river", "", "verein:lorient Nacht"]
+
+    def answers(index: SearchIndex) -> list[SearchResult]:
+        return [index.search(parse_query(raw, per_page=per_page, page=page, sort=sort), viewer)
+                for raw in raws for viewer in (VISITOR, PASADENA, CURATOR)
+                for per_page, page, sort in ((7, 1, "relevance"), (7, 3, "relevance"), (100, 1, "relevance"),
+                                             (5, 2, "newest"))]
+
+    answers(kept)  # every cache warm before the first commit
+    steps: list[list[tuple[int, SearchDoc | None]]] = [
+        [(5, dataclasses.replace(docs[4], caption="Brücke über den Rhein im Nebel"))],  # an update in segment 1
+        [(i, None) for i in range(10, 200, 13)],  # deletions all over
+        [(d.id, d) for d in docs[300:340]],  # new photos: a new segment
+        *[[(d.id, dataclasses.replace(d, caption=d.caption + " Brücke"))] for d in docs[340:346]],  # merges
+        [(i, dataclasses.replace(docs[i - 1], status="published", tags=("Rhein",))) for i in range(100, 130, 2)],
+    ]
+    reused = 0
+    for position, changes in enumerate(steps, start=2):
+        before = dict(kept._segments)
+        kept.apply(changes, position=position)
+        assert answers(kept) == answers(SearchIndex(folder)), position
+        assert kept.position() == position
+        survivors = [segid for segid in before if segid in kept._segments]  # not merged away by Whoosh
+        assert all(kept._segments[segid] is before[segid] for segid in survivors)
+        reused += len(survivors)
+    assert reused >= 3 * len(steps)
