@@ -23,6 +23,7 @@ import markdown as markdown_lib
 import nh3
 from markupsafe import Markup
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, contains_eager, selectinload
 
 from . import audit
@@ -258,6 +259,7 @@ class Added:
 def add_photos(session: Session, exhibition: Exhibition, photos: Iterable[Photo], actor: User,
                source: str = "") -> Added:
     """Appends ``photos`` in the given order, each once. Photos without an image and rejected ones stay out."""
+    photos = list(photos)
     outcome = Added()
     present = {item.photo_id for item in exhibition.items}
     position = max((item.position for item in exhibition.items), default=0)
@@ -280,7 +282,11 @@ def add_photos(session: Session, exhibition: Exhibition, photos: Iterable[Photo]
     if outcome.added:
         audit.record(session, "exhibition.changed", actor=actor, subject="exhibition", subject_id=exhibition.id,
                      added=[p.id for p in outcome.added], source=source)
-    session.commit()
+    try:
+        session.commit()
+    except IntegrityError:  # a double click: the other request added them a moment ago; now they are "already"
+        session.rollback()
+        return add_photos(session, exhibition, photos, actor, source)
     return outcome
 
 

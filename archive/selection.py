@@ -287,7 +287,11 @@ def add_photos(session: Session, shortlist: Shortlist, curator: User, photo_ids:
                                                     for n, photo_id in enumerate(outcome.added)])
         audit.record(session, "shortlist.photos_added", actor=curator, subject="shortlist",
                      subject_id=shortlist.id, photo_ids=outcome.added)
-    session.commit()
+    try:
+        session.commit()
+    except IntegrityError:  # a double click: the other request added them a moment ago; now they are "already"
+        session.rollback()
+        return add_photos(session, shortlist, curator, ids, created=created)
     return outcome
 
 

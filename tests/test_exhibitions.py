@@ -513,3 +513,18 @@ def test_refusals_come_in_both_languages(client: FlaskClient, people: dict[str, 
     first = "Bitte geben Sie der Ausstellung einen Titel." if lang == "de" else "Please give the exhibition a title."
     assert f'<p class="flash error">{first}</p>' in text
     assert '<p lang="en" class="secondary">Please give the exhibition a title.</p>' in text or lang == "en"
+
+
+def test_a_double_click_on_add_does_not_fail(client: FlaskClient, people: dict[str, User]) -> None:
+    from sqlalchemy.orm import Session
+
+    photo_ids = make_photos(client, people, ["Brücke am Abend"])
+    exhibition = exhibitions.create_exhibition(db.session, people["curator"], ExhibitionFields(title="Doppelklick"))
+    photo = db.session.get(Photo, photo_ids[0])
+    assert exhibition.items == []  # this request has loaded the empty exhibition ...
+    with Session(db.engine) as other:  # ... when the first click's request adds the photo and commits
+        exhibitions.add_photos(other, other.get(Exhibition, exhibition.id), [other.get(Photo, photo_ids[0])],
+                               other.get(User, people["curator"].id))
+    outcome = exhibitions.add_photos(db.session, exhibition, [photo], people["curator"])
+    assert outcome.added == [] and [p.id for p in outcome.already] == photo_ids
+    assert [item.photo_id for item in db.session.get(Exhibition, exhibition.id).items] == photo_ids
