@@ -15,7 +15,6 @@ import hashlib
 import math
 import re
 import secrets
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -41,6 +40,7 @@ from .models import (
     parse_id,
     utcnow,
 )
+from .text import clean_text
 
 TOKEN_PREFIX = "brk_"
 INVITE, RESET = "invite", "reset"
@@ -53,11 +53,6 @@ ROLE_LABELS = {Role.ADMIN: "Admin", Role.CURATOR: "Kurator:in", Role.MEMBER: "Mi
 
 def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
-
-
-def clean_text(value: str | None) -> str:
-    """NFC, inner whitespace collapsed, ends trimmed."""
-    return " ".join(unicodedata.normalize("NFC", value or "").split())
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from . import audit
 from .errors import Refusal
 from .models import Photo, PhotoStatus, Rating, Shortlist, User, parse_id, shortlist_photos, utcnow
-from .vocabulary import clean_text
+from .text import clean_text
 from .workflow import forbidden, is_staff
 
 S = PhotoStatus
@@ -29,7 +29,7 @@ RATEABLE = frozenset({S.PUBLISHED, S.IN_REVIEW})
 # look at or to show. (Only published photos are shown publicly in an exhibition: the pages say so.)
 NOT_LISTABLE = frozenset({S.FAILED})
 SHORTLIST_NAME_MAX = 200
-MAX_SELECTED = 200  # as the review queue: a guard against forged forms, more than a page ever shows
+MAX_SELECTED = 200  # more than a page ever shows: a guard against forged forms, not a limit people meet
 
 
 def _require_staff(actor: User) -> None:

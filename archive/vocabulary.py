@@ -9,7 +9,6 @@ English; nothing is half-written.
 from __future__ import annotations
 
 import math
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -21,17 +20,12 @@ from sqlalchemy.orm import Session
 from . import audit
 from .errors import Refusal
 from .models import OutboxEvent, Photo, Place, Tag, User, photo_tags
+from .text import clean_text
 from .workflow import RightsChange, forbidden, is_staff, update_photo
 
 PLACE_NAME_MAX = 200
 PLACE_CITY_MAX = 120
 TAG_NAME_MAX = 100
-
-
-def clean_text(value: str | None) -> str:
-    """One spelling for a typed name: NFC (so "Brücke" typed on a Mac and on Windows is the same word), inner
-    whitespace collapsed, ends trimmed."""
-    return " ".join(unicodedata.normalize("NFC", value or "").split())
 
 
 def _require_staff(actor: User) -> None:
@@ -190,6 +184,11 @@ def _tag_name(name: str) -> str:
     return name
 
 
+def _tag_taken(name: str) -> Refusal:
+    return Refusal("tag_exists", f"Das Schlagwort „{name}“ gibt es schon.", f"The tag '{name}' already exists.",
+                   status=409)
+
+
 def find_tag(session: Session, name: str) -> Tag | None:
     """The tag spelled like ``name``, ignoring case ("Brücke" and "brücke" are one word)."""
     exact = session.scalar(select(Tag).where(Tag.name == name))
@@ -235,8 +234,7 @@ def create_tag(session: Session, actor: User, name: str) -> Tag:
         session.flush()
     except IntegrityError as error:
         session.rollback()
-        raise Refusal("tag_exists", f"Das Schlagwort „{name}“ gibt es schon.", f"The tag '{name}' already exists.",
-                      status=409) from error
+        raise _tag_taken(name) from error
     audit.record(session, "tag.created", actor=actor, subject="tag", subject_id=tag.id,
                  after={"name": name, "controlled": True})
     session.commit()
@@ -265,8 +263,7 @@ def rename_tag(session: Session, tag: Tag, actor: User, name: str) -> Tag:
         session.flush()
     except IntegrityError as error:
         session.rollback()
-        raise Refusal("tag_exists", f"Das Schlagwort „{name}“ gibt es schon.", f"The tag '{name}' already exists.",
-                      status=409) from error
+        raise _tag_taken(name) from error
     audit.record(session, "tag.renamed", actor=actor, subject="tag", subject_id=tag.id, before={"name": before},
                  after={"name": name})
     _changed_photos(session, session.scalars(select(photo_tags.c.photo_id).where(photo_tags.c.tag_id == tag.id)))

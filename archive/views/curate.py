@@ -19,7 +19,7 @@ from flask_login import current_user
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from .. import audit, vocabulary, workflow
+from .. import audit, selection, vocabulary, workflow
 from ..auth import curators_only, visible_photo_or_404
 from ..catalog import Page
 from ..errors import Refusal
@@ -32,7 +32,6 @@ bp = Blueprint("curate", __name__)
 
 S = PhotoStatus
 PER_PAGE = 50
-MAX_SELECTED = 200  # more than a page ever shows: a guard against forged forms, not a limit people meet
 
 
 
@@ -170,16 +169,7 @@ def plan_bulk(photos: list[Photo], action: str, tag: Tag | None = None) -> list[
 
 
 def _selected_photos(raw_ids: list[str]) -> list[Photo]:
-    parsed = [parse_id(raw) for raw in raw_ids]
-    if None in parsed:
-        abort(400)
-    ids = list(dict.fromkeys(i for i in parsed if i is not None))
-    if not ids:
-        raise Refusal("nothing_selected", "Bitte wählen Sie mindestens ein Foto aus (Kästchen vor dem Titel).",
-                      "Please select at least one photo (the box before its title).", status=422)
-    if len(ids) > MAX_SELECTED:
-        raise Refusal("too_many_selected", f"Bitte wählen Sie höchstens {MAX_SELECTED} Fotos auf einmal.",
-                      f"Please select at most {MAX_SELECTED} photos at once.", status=422)
+    ids = selection.selected_ids(raw_ids)  # one reading of a bulk form's boxes, for the queue and the lists
     photos = db.session.scalars(select(Photo).where(Photo.id.in_(ids))
                                 .options(selectinload(Photo.derivatives), selectinload(Photo.association),
                                          selectinload(Photo.consents), selectinload(Photo.tags))
