@@ -79,6 +79,7 @@ SETTINGS: tuple[Setting, ...] = (
         "S3 service that browsers cannot reach).",
     ),
     Setting("DEFAULT_LANGUAGE", "de", "Language of the interface when the browser states no preference."),
+    Setting("TIME_ZONE", "Europe/Berlin", "Time zone in which pages show dates and times (the database keeps UTC)."),
     Setting(
         "BASE_URL",
         "",

@@ -13,7 +13,7 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
-    from . import auth, cli, errors_web, security
+    from . import auth, cli, errors_web, i18n, security
     from .models import db
     from .settings import ensure_folders, load_settings, secret_key
     from .upload_stream import StagingRequest
@@ -53,6 +53,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from flask_migrate import Migrate
 
     Migrate(app, db, directory=str(MIGRATIONS), render_as_batch=True)
+    i18n.init_app(app)
     auth.init_app(app)
     errors_web.init_app(app)
     security.init_app(app)

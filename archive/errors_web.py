@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, current_app, g, jsonify, render_template, request
+from flask import Flask, g, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from .errors import Refusal, Unavailable, changed_meanwhile, database_unavailable
+from .i18n import current_language
 
 MESSAGES = {
     400: ("Die Anfrage ist unvollständig oder fehlerhaft.", "The request is incomplete or malformed."),
@@ -23,11 +24,8 @@ MESSAGES = {
 
 
 def language() -> str:
-    """German first; English when the browser prefers it."""
-    if request.args.get("lang") in ("de", "en"):
-        return str(request.args["lang"])
-    best = request.accept_languages.best_match(["de", "en"])
-    return best or current_app.config["DEFAULT_LANGUAGE"]
+    """The language this request is answered in (see archive.i18n)."""
+    return current_language()
 
 
 def wants_json() -> bool:
