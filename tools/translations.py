@@ -3,6 +3,7 @@
     .venv/bin/python tools/translations.py extract        # templates + code -> messages.pot -> en/messages.po
     .venv/bin/python tools/translations.py fill F.json…   # set English texts from {"German": "English", …}
     .venv/bin/python tools/translations.py missing        # list texts without English (exit 1 if any)
+    .venv/bin/python tools/translations.py check F.json FILE…  # texts of these files in neither F.json nor the .po
 
 The message ids are German (see archive/i18n.py). For a plural, the JSON value is [singular, plural].
 """
@@ -69,11 +70,33 @@ def missing() -> int:
     return 1 if gaps else 0
 
 
+def check(json_path: str, files: list[str]) -> int:
+    """Read-only: which texts of FILES have English neither in JSON_PATH nor in the catalogue (for work in progress)."""
+    from babel.messages.extract import extract_from_file
+
+    known = {message.id for message in _read() if message.string}
+    if Path(json_path).exists():
+        known |= set(json.loads(Path(json_path).read_text(encoding="utf-8")))
+    gaps = 0
+    for name in files:
+        method = "jinja2" if name.endswith(".html") else "python"
+        for _line, message, _comments, _context in extract_from_file(
+                method, name, keywords={"_": None, "gettext": None, "ngettext": (1, 2), "lazy_gettext": None,
+                                        "_l": None, "pgettext": ((1, "c"), 2)}):
+            german = message[0] if isinstance(message, tuple) else message
+            if german not in known:
+                gaps += 1
+                print(f"{name}: {json.dumps(german, ensure_ascii=False)}")
+    return 1 if gaps else 0
+
+
 if __name__ == "__main__":
     command, *rest = sys.argv[1:] or ["missing"]
     if command == "extract":
         extract()
     elif command == "fill":
         fill(rest)
+    elif command == "check":
+        sys.exit(check(rest[0], rest[1:]))
     else:
         sys.exit(missing())
