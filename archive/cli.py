@@ -39,7 +39,7 @@ def main() -> None:
 def register(app: Flask) -> None:
     for command in (init_command, run_command, worker_command, import_command, derivatives_command,
                     reconcile_command, reset_password_command, reindex_command, search_check_command,
-                    token_group, invite_command):
+                    token_group, invite_command, backup_command, restore_command):
         app.cli.add_command(command)
 
 
@@ -374,6 +374,59 @@ def reconcile_command(dry_run: bool, as_json: bool) -> None:
                f"{len(report.removed_objects)} verwaiste Objekte / orphaned objects, "
                f"{report.unfinished_writes} abgebrochene Schreibvorgänge / unfinished writes"
                + (" (nur angezeigt / dry run)" if dry_run else ""))
+
+
+@click.command("backup")
+@click.argument("target", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--with-objects", is_flag=True,
+              help="Copy every object (originals, derivatives) into the backup too: for the local store.")
+@with_appcontext
+def backup_command(target: Path, with_objects: bool) -> None:
+    """Write the database and a manifest of the object store into a new folder TARGET."""
+    from .backup import backup
+    from .errors import Refusal
+    from .models import db
+    from .services import get_store
+
+    try:
+        report = backup(db.session, get_store(), target, with_objects=with_objects)
+    except (Refusal, StorageError) as error:
+        raise _refused(error) if isinstance(error, Refusal) else click.ClickException(str(error)) from error
+    click.echo(f"Gesichert / backed up: {sum(report.tables.values())} Zeilen / rows in {len(report.tables)} "
+               f"Tabellen / tables, {report.objects} Objekte / objects ({report.object_bytes} Bytes"
+               + (", kopiert / copied" if with_objects else ", nur Liste / manifest only") + f") -> {target}")
+
+
+@click.command("restore")
+@click.argument("source", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@with_appcontext
+def restore_command(source: Path) -> None:
+    """Restore a backup from SOURCE into this empty installation, then rebuild the search index."""
+    from flask_migrate import upgrade
+
+    from .backup import restore
+    from .errors import Refusal
+    from .indexing import apply_outbox, rebuild
+    from .models import db
+    from .services import get_search_index, get_store
+
+    upgrade(directory=current_app.extensions["migrate"].directory)
+    try:
+        report = restore(db.session, get_store(), source)
+    except (Refusal, StorageError) as error:
+        raise _refused(error) if isinstance(error, Refusal) else click.ClickException(str(error)) from error
+    index = get_search_index()
+    rebuild(db.session, index)
+    apply_outbox(db.session, index)
+    click.echo(f"Wiederhergestellt / restored: {sum(report.tables.values())} Zeilen / rows, "
+               f"{report.objects_copied} Objekte kopiert / objects copied.")
+    for name, keys in (("fehlt im Speicher / missing in the store", report.objects_missing),
+                       ("anders als gesichert / differs from the backup", report.objects_different)):
+        for key in keys:
+            click.echo(f"{name}: {key}", err=True)
+    if not report.complete:
+        raise click.ClickException("Die Datenbank ist zurückgespielt, aber Objekte fehlen oder weichen ab (siehe "
+                                   "oben). / The database is restored, but objects are missing or differ (see above).")
 
 
 @click.command("reindex")
