@@ -147,6 +147,8 @@ photo_tags = db.Table(
     "photo_tags",
     db.Column("photo_id", ForeignKey("photos.id", ondelete="CASCADE"), primary_key=True),
     db.Column("tag_id", ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True),
+    # The key starts with photo_id; the tag pages look up by tag.
+    Index("ix_photo_tags_tag_id", "tag_id"),
 )
 
 
@@ -182,6 +184,8 @@ class Place(db.Model):
 
 class Photo(db.Model):
     __tablename__ = "photos"
+    # The newest published photos (home page, feed, browse pages) without sorting every published row.
+    __table_args__ = (Index("ix_photos_status_status_changed_at", "status", "status_changed_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     association_id: Mapped[int] = mapped_column(ForeignKey("associations.id"), index=True)

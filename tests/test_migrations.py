@@ -1,0 +1,35 @@
+"""The migrations build exactly the schema the models describe, and go down and up again cleanly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from flask_migrate import downgrade, upgrade
+from sqlalchemy import inspect
+
+from archive import create_app
+from archive.models import db
+from tests.conftest import settings_for
+
+
+def _differences() -> list[object]:
+    with db.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"render_as_batch": True})
+        return compare_metadata(context, db.metadata)
+
+
+def test_migrations_match_the_models_and_round_trip(tmp_path: Path) -> None:
+    app = create_app(settings_for(tmp_path))
+    with app.app_context():
+        folder = app.extensions["migrate"].directory
+        upgrade(directory=folder)
+        assert _differences() == []
+        indexes = {index["name"] for index in inspect(db.engine).get_indexes("photos")}
+        assert "ix_photos_status_status_changed_at" in indexes
+        downgrade(directory=folder, revision="base")
+        assert set(inspect(db.engine).get_table_names()) <= {"alembic_version"}
+        upgrade(directory=folder)
+        assert _differences() == []
+        db.engine.dispose()
