@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
@@ -48,7 +49,8 @@ MIN_PASSWORD = 10
 MAX_PASSWORD = 1000  # hashing a megabyte on every login attempt would be an easy way to tire the server
 USERNAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,39}")
 SLUG = re.compile(r"[a-z0-9][a-z0-9-]{1,39}")
-ROLE_LABELS = {Role.ADMIN: "Admin", Role.CURATOR: "Kurator:in", Role.MEMBER: "Mitglied"}
+# Lazy: translated where a page shows them, never stored.
+ROLE_LABELS = {Role.ADMIN: _l("Admin"), Role.CURATOR: _l("Kurator:in"), Role.MEMBER: _l("Mitglied")}
 
 
 def digest(secret: str) -> str:

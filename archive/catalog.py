@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from .models import Association, Photo, PhotoStatus
@@ -34,9 +34,15 @@ def being_processed(photo: Photo, since: datetime) -> bool:
     return photo.status == PhotoStatus.PROCESSING and photo.created_at > since
 
 
+def public_condition() -> ColumnElement[bool]:
+    """What makes a photo public: published at the moment the query runs. Every public list filters by it, so a
+    withdrawn photo leaves them all at once (the photo page and the images ask archive.auth.can_view, the same rule)."""
+    return Photo.status == PhotoStatus.PUBLISHED
+
+
 def public_photos(session: Session, limit: int = 48) -> list[Photo]:
     """The newest photos visitors may see."""
-    query = (select(Photo).where(Photo.status == PhotoStatus.PUBLISHED)
+    query = (select(Photo).where(public_condition())
              .options(selectinload(Photo.derivatives), selectinload(Photo.association))
              .order_by(Photo.created_at.desc(), Photo.id.desc()).limit(limit))
     return list(session.scalars(query))

@@ -399,7 +399,7 @@ def _entry(number: int, item: ExhibitionItem, language: str, required: tuple[Con
 def _status_de(status: PhotoStatus) -> str:
     from .views import status_label as photo_status_label
 
-    return photo_status_label(status)
+    return photo_status_label(status, "de")  # the German column of a file, whatever language a page has
 
 
 def _attribution(photo: Photo, language: str) -> str:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
@@ -61,15 +62,21 @@ ACTION_PARTICIPLES = {
     "reconsider": ("erneut geprüft", "reviewed again"),
 }
 
+# The buttons' labels, in the page's language (lazy: translated when shown).
 ACTION_LABELS = {
-    "review": ("in Prüfung nehmen", "start review"),
-    "publish": ("veröffentlichen", "publish"),
-    "return": ("an den Verein zurückgeben", "return to the association"),
-    "reject": ("ablehnen", "reject"),
-    "withdraw": ("zurückziehen", "withdraw"),
-    "resubmit": ("erneut einreichen", "submit again"),
-    "reconsider": ("erneut prüfen", "review again"),
+    "review": _l("in Prüfung nehmen"),
+    "publish": _l("veröffentlichen"),
+    "return": _l("an den Verein zurückgeben"),
+    "reject": _l("ablehnen"),
+    "withdraw": _l("zurückziehen"),
+    "resubmit": _l("erneut einreichen"),
+    "reconsider": _l("erneut prüfen"),
 }
+
+
+def action_label(action: str) -> str:
+    return str(ACTION_LABELS[action])
+
 
 LICENCES = {
     Licence.CC_BY: ("CC BY 4.0", "https://creativecommons.org/licenses/by/4.0/"),
@@ -81,8 +88,20 @@ LICENCES = {
 LANGUAGES = ("de", "en", "fr", "tr", "az", "uk", "rw")
 
 
+# The one licence name that is a German text; LICENCES keeps it in German for the index and the exports.
+PROJECT_ONLY_NAME = _l("nur für Fotoprojekt Brücken")
+
+
 def licence_label(licence: Licence | str | None) -> str:
+    """The licence's name as stored and indexed (German)."""
     return LICENCES[Licence(licence)][0] if licence else ""
+
+
+def licence_name(licence: Licence | str | None) -> str:
+    """The licence's name for a page, in its language."""
+    if licence and Licence(licence) == Licence.PROJECT_ONLY:
+        return str(PROJECT_ONLY_NAME)
+    return licence_label(licence)
 
 
 def attribution(photo: Photo) -> str:
@@ -223,7 +242,7 @@ def transition(session: Session, photo: Photo, action: str, actor: User | None, 
 def _status_de(status: PhotoStatus) -> str:
     from .views import status_label
 
-    return status_label(status)
+    return status_label(status, "de")
 
 
 @dataclass

@@ -1,6 +1,8 @@
 // The exhibition editor: reorder the photos by drag and drop (at the handle ⠿) or with the ↑/↓ buttons without
 // reloading the page. Each change sends the whole order of item ids to the server and is announced in the
 // aria-live region. Only a convenience: without this script the ↑/↓ buttons are plain forms and work the same.
+// Every text shown comes from the list's data-text-* attributes (the template writes them in the page's language;
+// {title}, {position}, {total} and {status} are filled in here).
 (function () {
   "use strict";
   var list = document.getElementById("ex-items");
@@ -14,6 +16,12 @@
   var saving = false;
   var again = false;
   var dragged = null;
+
+  function text(name, values) {
+    var result = list.getAttribute("data-text-" + name) || "";
+    Object.keys(values || {}).forEach(function (key) { result = result.split("{" + key + "}").join(String(values[key])); });
+    return result;
+  }
 
   list.classList.add("dnd");
 
@@ -44,8 +52,7 @@
 
   function where(li) {
     var all = items();
-    var title = li.getAttribute("data-title") || "Foto";
-    return "„" + title + "“ ist jetzt an Position " + (all.indexOf(li) + 1) + " von " + all.length + ".";
+    return text("moved", { title: li.getAttribute("data-title") || "", position: all.indexOf(li) + 1, total: all.length });
   }
 
   function flash(li) {
@@ -68,7 +75,7 @@
     var reload = document.createElement("button");
     reload.type = "button";
     reload.className = "link";
-    reload.textContent = "Seite neu laden";
+    reload.textContent = text("reload");
     reload.addEventListener("click", function () { window.location.reload(); });
     p.appendChild(reload);
     problem.appendChild(p);
@@ -86,10 +93,11 @@
     }).then(function (response) {
       if (response.ok) { return null; }
       return response.json().then(function (body) {
-        return (body && body.error && body.error.de) || "Die Reihenfolge konnte nicht gespeichert werden.";
-      }, function () { return "Die Reihenfolge konnte nicht gespeichert werden (Fehler " + response.status + ")."; });
+        var lang = document.documentElement.getAttribute("lang") === "en" ? "en" : "de";
+        return (body && body.error && (body.error[lang] || body.error.de)) || text("not-saved");
+      }, function () { return text("not-saved-status", { status: response.status }); });
     }, function () {
-      return "Die Reihenfolge konnte nicht gespeichert werden: keine Verbindung zum Server.";
+      return text("offline");
     }).then(function (error) {
       saving = false;
       if (error) {
@@ -122,10 +130,10 @@
     var li = form.closest(".ex-item");
     var button = form.querySelector(".ex-move");
     var up = button.getAttribute("data-direction") === "up";
-    var title = li.getAttribute("data-title") || "Foto";
+    var title = li.getAttribute("data-title") || "";
     var neighbour = up ? li.previousElementSibling : li.nextElementSibling;
     if (!neighbour) {
-      announce("„" + title + "“ steht schon an " + (up ? "erster" : "letzter") + " Stelle.");
+      announce(text(up ? "first" : "last", { title: title }));
       return;
     }
     list.insertBefore(li, up ? neighbour : neighbour.nextElementSibling);

@@ -1,5 +1,6 @@
 // A "select all on this page" box for every form marked data-pick (the review queue, the grid, search hits, a
-// shortlist's photos; data-pick may name the label, data-pick-min how many boxes it takes), and Enter in the "new list" field puts the selection on the list (in the review queue the form's first button
+// shortlist's photos; data-pick names the label, in the page's language: without it there is no box;
+// data-pick-min says how many boxes it takes), and Enter in the "new list" field puts the selection on the list (in the review queue the form's first button
 // would otherwise be "publish"). Only conveniences: every page works without this script.
 (function () {
   "use strict";
@@ -10,7 +11,8 @@
     var boxes = form.querySelectorAll('input[type="checkbox"][name="photo_ids"]');
     var list = form.querySelector("ul, table");
     var fewest = parseInt(form.getAttribute("data-pick-min") || "2", 10);
-    if (!list || boxes.length < fewest) { return; }
+    var text = form.getAttribute("data-pick");
+    if (!list || !text || boxes.length < fewest) { return; }
     var line = document.createElement("p");
     line.className = "pick-all";
     var all = document.createElement("input");
@@ -18,7 +20,7 @@
     all.id = "pick-all-" + f;
     var label = document.createElement("label");
     label.htmlFor = all.id;
-    label.textContent = form.getAttribute("data-pick") || "Alle auf dieser Seite auswählen";
+    label.textContent = text;
     line.appendChild(all);
     line.appendChild(label);
     list.parentNode.insertBefore(line, list);

@@ -2,38 +2,28 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from functools import cache
+from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from .. import accounts
 from ..auth import active_sessions, current_login_session, end_login_session, sign_in
 from ..errors import Refusal
+from ..i18n import local_time
 from ..models import ApiToken, db
 
 bp = Blueprint("account", __name__)
 
 
-@cache
-def _local_zone() -> Any:
-    try:
-        return ZoneInfo("Europe/Berlin")
-    except ZoneInfoNotFoundError:  # a server without time zone data: say UTC honestly
-        return None
-
-
-def when(moment: datetime | None, empty: str = "–") -> str:
-    """A stored (UTC) time as Ludwigshafen reads it: "03.05.2025, 14:20"."""
+def when(moment: datetime | None, empty: str | None = None) -> str:
+    """A stored (UTC) time in the archive's time zone and the page's language ("03.05.2025, 14:20" /
+    "May 3, 2025, 2:20 PM"); ``empty`` (default "–") when there is none."""
     if moment is None:
-        return empty
-    zone = _local_zone()
-    if zone is None:
-        return moment.strftime("%d.%m.%Y, %H:%M UTC")
-    return moment.replace(tzinfo=UTC).astimezone(zone).strftime("%d.%m.%Y, %H:%M")
+        return "–" if empty is None else empty
+    return local_time(moment)
 
 
 @bp.context_processor
@@ -70,7 +60,7 @@ def change_name() -> Any:
         accounts.change_own_name(db.session, current_user, request.form.get("display_name"))
     except Refusal as refusal:
         return _page(error=refusal, status=refusal.status)
-    flash("Ihr Name ist gespeichert. / Your name was saved.", "ok")
+    flash(_("Ihr Name ist gespeichert."), "ok")
     return redirect(url_for("account.index"))
 
 
@@ -79,7 +69,7 @@ def end_other_sessions() -> Any:
     user = current_user._get_current_object()
     accounts.end_sessions(db.session, user, user)
     sign_in(user)  # this browser goes on in a new session of the new version; all others have ended
-    flash("Alle anderen Sitzungen sind beendet. / All other sessions have ended.", "ok")
+    flash(_("Alle anderen Sitzungen sind beendet."), "ok")
     return redirect(url_for("account.index"))
 
 
@@ -89,7 +79,7 @@ def end_session(session_id: int) -> Any:
     if not end_login_session(db.session, current_user, session_id):
         raise Refusal("session_unknown", "Diese Sitzung gibt es nicht (mehr).",
                       "This session does not exist (any more).", status=404)
-    flash("Das Gerät ist abgemeldet. / That device is logged out.", "ok")
+    flash(_("Das Gerät ist abgemeldet."), "ok")
     return redirect(url_for("account.index"))
 
 
@@ -102,8 +92,8 @@ def device(user_agent: str) -> str:
     browser = next((name for marker, name in browsers if marker in user_agent), "")
     system = next((name for marker, name in systems if marker in user_agent), "")
     if browser and system:
-        return f"{browser} auf {system}"
-    return browser or system or "unbekanntes Gerät"
+        return _("%(browser)s auf %(system)s", browser=browser, system=system)
+    return browser or system or _("unbekanntes Gerät")
 
 
 @bp.post("/account/tokens")
@@ -124,6 +114,5 @@ def revoke_token(token_id: int) -> Any:
         raise Refusal("token_unknown", "Diesen Schlüssel gibt es nicht (oder nicht für Sie).",
                       "This token does not exist (or not for you).", status=404)
     accounts.revoke_token(db.session, current_user, token_id)
-    flash(f"Der Schlüssel „{token.name}“ ist widerrufen und gilt ab sofort nicht mehr. / The token was revoked.",
-          "ok")
+    flash(_("Der Schlüssel „%(name)s“ ist widerrufen und gilt ab sofort nicht mehr.", name=token.name), "ok")
     return redirect(url_for("account.index"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from .. import accounts
@@ -69,7 +70,7 @@ def invite() -> Any:
 @bp.post("/admin/invitations/<int:invitation_id>/withdraw")
 def withdraw_invitation(invitation_id: int) -> Any:
     accounts.withdraw_invitation(db.session, current_user, invitation_id)
-    flash("Der Link gilt nicht mehr. / The link no longer works.", "ok")
+    flash(_("Der Link gilt nicht mehr."), "ok")
     return redirect(url_for("admin.index"))
 
 
@@ -98,7 +99,7 @@ def person(user_id: int) -> Any:
             db.session.rollback()
             error, status = refusal, refusal.status
         else:
-            flash(f"Das Konto „{user.username}“ ist gespeichert. / The account was saved.", "ok")
+            flash(_("Das Konto „%(name)s“ ist gespeichert.", name=user.username), "ok")
             if not accounts.is_admin(current_user):  # an admin who just gave up the role
                 return redirect(url_for("account.index"))
             return redirect(url_for("admin.person", user_id=user.id))
@@ -120,7 +121,7 @@ def reset_link(user_id: int) -> Any:
 def end_sessions(user_id: int) -> Any:
     user = _person_or_404(user_id)
     accounts.end_sessions(db.session, current_user, user)
-    flash(f"Alle Sitzungen von „{user.username}“ sind beendet. / All sessions of this person have ended.", "ok")
+    flash(_("Alle Sitzungen von „%(name)s“ sind beendet.", name=user.username), "ok")
     if user.id == current_user.id:
         return redirect(url_for("auth.login"))
     return redirect(url_for("admin.person", user_id=user.id))
@@ -129,7 +130,7 @@ def end_sessions(user_id: int) -> Any:
 @bp.post("/admin/tokens/<int:token_id>/revoke")
 def revoke_token(token_id: int) -> Any:
     token = accounts.revoke_token(db.session, current_user, token_id)
-    flash(f"Der Schlüssel „{token.name}“ ist widerrufen. / The token was revoked.", "ok")
+    flash(_("Der Schlüssel „%(name)s“ ist widerrufen.", name=token.name), "ok")
     return redirect(url_for("admin.person", user_id=token.user_id))
 
 
@@ -148,7 +149,7 @@ def new_association() -> Any:
         except Refusal as refusal:
             error, status = refusal, refusal.status
         else:
-            flash(f"Der Verein „{association.name}“ ist angelegt. / The association was created.", "ok")
+            flash(_("Der Verein „%(name)s“ ist angelegt.", name=association.name), "ok")
             return redirect(url_for("admin.index"))
     return render_template("admin/association.html", association=None, values=request.form, error=error), status
 
@@ -167,7 +168,7 @@ def association(association_id: int) -> Any:
             error, status = refusal, refusal.status
         else:
             get_jobs().enqueue_indexing()  # the name is searchable: the index follows
-            flash(f"Der Verein „{found.name}“ ist gespeichert. / The association was saved.", "ok")
+            flash(_("Der Verein „%(name)s“ ist gespeichert.", name=found.name), "ok")
             return redirect(url_for("admin.index"))
     values = request.form if request.method == "POST" else {
         "name": found.name, "partner_city": found.partner_city, "country": found.country, "contact": found.contact}

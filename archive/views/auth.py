@@ -7,6 +7,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
@@ -15,6 +17,7 @@ from wtforms.validators import DataRequired, EqualTo, Length
 from .. import accounts
 from ..auth import authenticate, sign_in, sign_out
 from ..errors import Refusal
+from ..errors_web import language
 from ..models import Role, db
 from .account import when
 
@@ -27,17 +30,17 @@ def _helpers() -> dict[str, Any]:
 
 
 class LoginForm(FlaskForm):
-    username = StringField("Benutzername / Username", validators=[DataRequired()])
-    password = PasswordField("Passwort / Password", validators=[DataRequired()])
+    username = StringField(_l("Benutzername"), validators=[DataRequired()])
+    password = PasswordField(_l("Passwort"), validators=[DataRequired()])
 
 
 class PasswordForm(FlaskForm):
     # Not asked after a one-time password (the person just typed it); asked otherwise, so that a session
     # left open on a shared computer cannot be used to take the account over.
-    current = PasswordField("Bisheriges Passwort / Current password")
-    password = PasswordField("Neues Passwort / New password", validators=[DataRequired(), Length(min=10)])
-    confirm = PasswordField("Noch einmal / Repeat",
-                            validators=[EqualTo("password", message="Die Passwörter stimmen nicht überein.")])
+    current = PasswordField(_l("Bisheriges Passwort"))
+    password = PasswordField(_l("Neues Passwort"), validators=[DataRequired(), Length(min=10)])
+    confirm = PasswordField(_l("Noch einmal"),
+                            validators=[EqualTo("password", message=_l("Die Passwörter stimmen nicht überein."))])
 
 
 def _safe_next(target: str | None) -> str:
@@ -74,7 +77,7 @@ def login() -> Any:
                 return redirect(url_for("auth.password"))
             return redirect(_safe_next(request.args.get("next")))
         accounts.record_login_failure(db.session, username, address, throttle)
-        flash("Benutzername oder Passwort ist falsch. / Wrong username or password.", "error")
+        flash(_("Benutzername oder Passwort ist falsch."), "error")
         return render_template("auth/login.html", form=form), 401
     return render_template("auth/login.html", form=form)
 
@@ -93,8 +96,7 @@ def password() -> Any:
     if form.validate_on_submit() and _current_password_ok(form):
         accounts.record_password_change(db.session, current_user, form.password.data or "")
         sign_in(current_user._get_current_object())  # a new session, of the new session version
-        flash("Ihr Passwort ist geändert. Ihre anderen Sitzungen sind beendet. / Your password was changed; "
-              "your other sessions have ended.", "ok")
+        flash(_("Ihr Passwort ist geändert. Ihre anderen Sitzungen sind beendet."), "ok")
         return redirect(url_for("photos.grid"))
     return render_template("auth/password.html", form=form), (422 if form.errors else 200)
 
@@ -108,11 +110,11 @@ def _current_password_ok(form: PasswordForm) -> bool:
     try:
         accounts.check_login_allowed(db.session, username, address, throttle)
     except accounts.TooManyAttempts as refusal:
-        form.current.errors = [refusal.de, refusal.en]
+        form.current.errors = [refusal.message(language())]
         return False
     if authenticate(db.session, username, form.current.data or "") is None:
         accounts.record_login_failure(db.session, username, address, throttle)
-        form.current.errors = ["Das bisherige Passwort stimmt nicht. / The current password is wrong."]
+        form.current.errors = [_("Das bisherige Passwort stimmt nicht.")]
         return False
     return True
 
@@ -144,12 +146,12 @@ def accept_invitation(token: str) -> Any:
         except Refusal as refusal:
             if refusal.code not in FIELD_OF:
                 raise
-            errors[FIELD_OF[refusal.code]] = refusal.de
+            errors[FIELD_OF[refusal.code]] = refusal.message(language())
             status = refusal.status
         else:
             sign_in(user)
-            flash(f"Willkommen, {user.display_name or user.username}! Ihr Konto ist eingerichtet. / "
-                  "Welcome, your account is ready.", "ok")
+            flash(_("Willkommen, %(name)s! Ihr Konto ist eingerichtet.", name=user.display_name or user.username),
+                  "ok")
             return redirect(url_for("upload.form") if user.role == Role.MEMBER else url_for("photos.grid"))
     return _private(render_template("auth/invite.html", invitation=invitation, errors=errors,
                                     values=request.form), status)
@@ -168,11 +170,10 @@ def reset_password(token: str) -> Any:
         except Refusal as refusal:
             if refusal.code not in FIELD_OF:
                 raise
-            errors[FIELD_OF[refusal.code]] = refusal.de
+            errors[FIELD_OF[refusal.code]] = refusal.message(language())
             status = refusal.status
         else:
             sign_in(user)
-            flash("Ihr neues Passwort gilt. Alle anderen Sitzungen sind beendet. / Your new password is set; "
-                  "all other sessions have ended.", "ok")
+            flash(_("Ihr neues Passwort gilt. Alle anderen Sitzungen sind beendet."), "ok")
             return redirect(url_for("photos.grid"))
     return _private(render_template("auth/reset.html", invitation=invitation, errors=errors), status)

@@ -10,11 +10,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import format_decimal
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
@@ -24,6 +26,7 @@ from ..auth import curators_only, visible_photo_or_404
 from ..catalog import Page
 from ..errors import Refusal
 from ..errors_web import language
+from ..i18n import local_time
 from ..models import Association, AuditEvent, Licence, Photo, PhotoStatus, Place, Tag, User, db, parse_id
 from ..services import get_jobs
 from . import page_number, status_label
@@ -35,27 +38,6 @@ PER_PAGE = 50
 
 
 
-
-try:
-    LOCAL_ZONE: Any = ZoneInfo("Europe/Berlin")
-except ZoneInfoNotFoundError:  # a system without time zone data: show UTC and say so
-    LOCAL_ZONE = UTC
-
-
-def local_time(value: datetime | None, with_time: bool = True) -> str:
-    """The database keeps UTC; people read Ludwigshafen time."""
-    if value is None:
-        return "—"
-    shown = value.replace(tzinfo=UTC).astimezone(LOCAL_ZONE)
-    text = shown.strftime("%d.%m.%Y, %H:%M" if with_time else "%d.%m.%Y")
-    return text + (" UTC" if LOCAL_ZONE is UTC and with_time else "")
-
-
-@bp.context_processor
-def _helpers() -> dict[str, Any]:
-    return {"local_time": local_time}
-
-
 def _refusal_text(refusal: Refusal) -> str:
     return refusal.message(language())
 
@@ -65,11 +47,17 @@ def _refusal_text(refusal: Refusal) -> str:
 
 # The queue's status filter: key -> (label, statuses). "open" is what waits for a curator.
 QUEUE_FILTERS: dict[str, tuple[str, tuple[PhotoStatus, ...]]] = {
-    "open": ("offen (eingereicht oder in Prüfung)", (S.SUBMITTED, S.IN_REVIEW)),
-    **{status.value: (status_label(status), (status,))
+    "open": (_l("offen (eingereicht oder in Prüfung)"), (S.SUBMITTED, S.IN_REVIEW)),
+    **{status.value: (None, (status,))  # None: the status's own label, read in the request's language
        for status in (S.SUBMITTED, S.IN_REVIEW, S.RETURNED, S.REJECTED, S.PUBLISHED, S.WITHDRAWN, S.PROCESSING,
                       S.FAILED)},
 }
+
+
+def queue_filters() -> dict[str, tuple[str, tuple[PhotoStatus, ...]]]:
+    """The filters with their labels in this request's language."""
+    return {key: (str(label) if label is not None else str(status_label(key)), statuses)
+            for key, (label, statuses) in QUEUE_FILTERS.items()}
 
 
 def review_queue(session: Session, *, statuses: Iterable[PhotoStatus], association: Association | None,
@@ -117,7 +105,7 @@ def queue() -> Any:
     page = review_queue(db.session, statuses=QUEUE_FILTERS[status_key][1], association=association, number=number)
     associations = db.session.scalars(select(Association).order_by(Association.name)).all()
     return render_template("curate/queue.html", page=page, status_key=status_key, association=association,
-                           filters=QUEUE_FILTERS, associations=associations, tags=_controlled_tags(),
+                           filters=queue_filters(), associations=associations, tags=_controlled_tags(),
                            gaps={photo.id: workflow.publication_gaps(photo) for photo in page.photos},
                            here=_queue_args(status_key, association, page.number))
 
@@ -125,13 +113,37 @@ def queue() -> Any:
 # --------------------------------------------------------------------------------------------------------------------
 # Bulk actions: choose, confirm, do
 
-# action -> (button label, what happens to one photo, the participle for "3 veröffentlicht")
-BULK_ACTIONS: dict[str, tuple[str, str, str]] = {
-    "publish": ("Veröffentlichen", "wird veröffentlicht", "veröffentlicht"),
-    "return": ("An den Verein zurückgeben", "geht an den Verein zurück", "an den Verein zurückgegeben"),
-    "reject": ("Ablehnen", "wird abgelehnt", "abgelehnt"),
-    "tag": ("Schlagwort ergänzen", "bekommt das Schlagwort", "ergänzt"),
+# action -> (button label, what happens to one photo). Lazy: they are read in the language of each request.
+BULK_ACTIONS: dict[str, tuple[Any, Any]] = {
+    "publish": (_l("Veröffentlichen"), _l("wird veröffentlicht")),
+    "return": (_l("An den Verein zurückgeben"), _l("geht an den Verein zurück")),
+    "reject": (_l("Ablehnen"), _l("wird abgelehnt")),
+    "tag": (_l("Schlagwort ergänzen"), _l("bekommt das Schlagwort")),
 }
+
+
+def _cannot(action: str, status: str) -> str:
+    """Why a photo in ``status`` cannot take ``action`` (whole sentences: each language words them its own way)."""
+    if action == "publish":
+        return _("ist „%(status)s“ und kann deshalb nicht veröffentlicht werden", status=status)
+    if action == "return":
+        return _("ist „%(status)s“ und kann deshalb nicht an den Verein zurückgegeben werden", status=status)
+    return _("ist „%(status)s“ und kann deshalb nicht abgelehnt werden", status=status)
+
+
+def _done_text(action: str, num: int) -> str:
+    """ "3 veröffentlicht" """
+    if action == "publish":
+        return _("%(num)d veröffentlicht", num=num)
+    if action == "return":
+        return _("%(num)d an den Verein zurückgegeben", num=num)
+    if action == "reject":
+        return _("%(num)d abgelehnt", num=num)
+    return _("%(num)d ergänzt", num=num)
+
+
+def _gap_text(gap: workflow.Gap) -> str:
+    return gap.en if language() == "en" else gap.de
 
 
 @dataclass
@@ -152,19 +164,18 @@ def plan_bulk(photos: list[Photo], action: str, tag: Tag | None = None) -> list[
         if action == "tag":
             assert tag is not None
             if any(t.id == tag.id for t in photo.tags):
-                plan.append(Planned(photo, False, f"hat das Schlagwort „{tag.name}“ schon"))
+                plan.append(Planned(photo, False, _("hat das Schlagwort „%(tag)s“ schon", tag=tag.name)))
             else:
-                plan.append(Planned(photo, True, f"bekommt das Schlagwort „{tag.name}“"))
+                plan.append(Planned(photo, True, _("bekommt das Schlagwort „%(tag)s“", tag=tag.name)))
             continue
         sources, _target, _needs_reason = workflow.ACTIONS[action]
         if photo.status not in sources:
-            plan.append(Planned(photo, False, f"ist „{status_label(photo.status)}“ und kann deshalb nicht "
-                                              f"{BULK_ACTIONS[action][2]} werden"))
+            plan.append(Planned(photo, False, _cannot(action, str(status_label(photo.status)))))
         elif action == "publish" and (gaps := workflow.publication_gaps(photo)):
-            plan.append(Planned(photo, False, "der Prüfschritt lässt es nicht durch, es fehlt:",
-                                [gap.de for gap in gaps]))
+            plan.append(Planned(photo, False, _("der Prüfschritt lässt es nicht durch, es fehlt:"),
+                                [_gap_text(gap) for gap in gaps]))
         else:
-            plan.append(Planned(photo, True, BULK_ACTIONS[action][1]))
+            plan.append(Planned(photo, True, str(BULK_ACTIONS[action][1])))
     return plan
 
 
@@ -190,15 +201,18 @@ def _chosen_tag(raw: str | None) -> Tag:
 def _summary(action: str, done: list[int], refused: list[tuple[int, Refusal]], already: list[int] | None = None,
              tag: str = "") -> str:
     """ "3 veröffentlicht, 1 abgelehnt vom Prüfschritt: „…“ kann noch nicht veröffentlicht werden. Es fehlt: …" """
-    parts = [(f"Schlagwort „{tag}“: " if tag else "") + f"{len(done)} {BULK_ACTIONS[action][2]}"]
+    lang = language()
+    done_text = _done_text(action, len(done))
+    parts = [_("Schlagwort „%(tag)s“: %(done)s", tag=tag, done=done_text) if tag else done_text]
     if already:
-        parts.append(f"{len(already)} hatten es schon")
+        parts.append(_("%(num)d hatten es schon", num=len(already)))
     gate = [r for _id, r in refused if r.code == "not_publishable"]
     other = [r for _id, r in refused if r.code != "not_publishable"]
     if gate:
-        parts.append(f"{len(gate)} abgelehnt vom Prüfschritt: " + " ".join(r.de for r in gate))
+        parts.append(_("%(num)d abgelehnt vom Prüfschritt:", num=len(gate)) + " "
+                     + " ".join(r.message(lang) for r in gate))
     if other:
-        parts.append(f"{len(other)} nicht möglich: " + " ".join(r.de for r in other))
+        parts.append(_("%(num)d nicht möglich:", num=len(other)) + " " + " ".join(r.message(lang) for r in other))
     return ", ".join(parts)
 
 
@@ -222,7 +236,7 @@ def bulk() -> Any:
                         "Please give a reason; the association will see it.", status=422)
     if request.form.get("confirm") != "1" or error is not None:
         plan = plan_bulk(photos, action, tag)
-        return render_template("curate/confirm.html", plan=plan, action=action, label=BULK_ACTIONS[action][0],
+        return render_template("curate/confirm.html", plan=plan, action=action, label=str(BULK_ACTIONS[action][0]),
                                tag=tag, reason=reason, needs_reason=needs_reason, back=back,
                                going=sum(1 for p in plan if p.goes_through),
                                error=_refusal_text(error) if error else None), (error.status if error else 200)
@@ -261,7 +275,7 @@ def places() -> Any:
             db.session.rollback()
             error, status = refusal, refusal.status
         else:
-            flash(f"„{place.label}“ steht jetzt in der Liste der Orte.", "ok")
+            flash(_("„%(name)s“ steht jetzt in der Liste der Orte.", name=place.label), "ok")
             return redirect(url_for("curate.places"))
     return render_template("curate/places.html", rows=vocabulary.list_places(db.session), form=form,
                            error=error and _refusal_text(error), error_en=error and error.en), status
@@ -284,7 +298,7 @@ def place_edit(place_id: int) -> Any:
             place = db.session.get(Place, place_id)
         else:
             get_jobs().enqueue_indexing()
-            flash(f"„{place.label}“ ist gespeichert.", "ok")
+            flash(_("„%(name)s“ ist gespeichert.", name=place.label), "ok")
             return redirect(url_for("curate.places"))
     return render_template("curate/place_edit.html", place=place, form=form,
                            error=error and _refusal_text(error), error_en=error and error.en), status
@@ -323,7 +337,7 @@ def tags() -> Any:
     except Refusal as refusal:
         db.session.rollback()
         return _tags_page(refusal.status, refusal, form={"name": name})
-    flash(f"„{tag.name}“ steht jetzt in der Liste der Schlagwörter.", "ok")
+    flash(_("„%(name)s“ steht jetzt in der Liste der Schlagwörter.", name=tag.name), "ok")
     return redirect(url_for("curate.tags"))
 
 
@@ -338,7 +352,7 @@ def tag_rename(tag_id: int) -> Any:
         db.session.rollback()
         return _tags_page(refusal.status, refusal, rename={tag_id: name})
     get_jobs().enqueue_indexing()
-    flash(f"„{before}“ heißt jetzt „{tag.name}“.", "ok")
+    flash(_("„%(before)s“ heißt jetzt „%(after)s“.", before=before, after=tag.name), "ok")
     return redirect(url_for("curate.tags"))
 
 
@@ -347,7 +361,7 @@ def tag_rename(tag_id: int) -> Any:
 def tag_promote(tag_id: int) -> Any:
     tag = _tag_or_404(tag_id)
     vocabulary.promote_keyword(db.session, tag, current_user)
-    flash(f"„{tag.name}“ steht jetzt in der Liste der Schlagwörter.", "ok")
+    flash(_("„%(name)s“ steht jetzt in der Liste der Schlagwörter.", name=tag.name), "ok")
     return redirect(url_for("curate.tags"))
 
 
@@ -355,95 +369,96 @@ def tag_promote(tag_id: int) -> Any:
 # The audit log: read only
 
 ACTION_WORDS = {
-    "photo.uploaded": "Foto hochgeladen",
-    "photo.processed": "Bilder erzeugt",
-    "photo.publish": "veröffentlicht",
-    "photo.return": "an den Verein zurückgegeben",
-    "photo.reject": "abgelehnt",
-    "photo.withdraw": "zurückgezogen",
-    "photo.review": "in Prüfung genommen",
-    "photo.resubmit": "erneut eingereicht",
-    "photo.reconsider": "zur erneuten Prüfung geöffnet",
-    "photo.rights_changed": "Rechteangaben geändert",
-    "photo.edited": "Angaben geändert",
-    "photo.owner_changed": "anderem Verein zugeordnet",
-    "photo.discarded": "Datei entfernt",
-    "photo.failed": "kein Bild möglich",
-    "photo.reprocessing_failed": "erneute Verarbeitung gescheitert",
-    "consent.recorded": "Einwilligung eingetragen",
-    "consent.withdrawn": "Einwilligung widerrufen",
-    "place.created": "Ort angelegt",
-    "place.changed": "Ort geändert",
-    "tag.created": "Schlagwort angelegt",
-    "tag.renamed": "Schlagwort umbenannt",
-    "tag.controlled": "Schlagwort in die Liste übernommen",
-    "user.created": "Konto angelegt",
-    "user.changed": "Konto geändert",
-    "user.password_changed": "Passwort geändert",
-    "user.password_reset": "Passwort über Link neu gesetzt",
-    "user.reset_link_created": "Link zum Passwort-Setzen erzeugt",
-    "user.one_time_password": "Einmal-Passwort gesetzt",
-    "user.sessions_ended": "alle Sitzungen beendet",
-    "user.session_ended": "ein Gerät abgemeldet",
-    "invitation.created": "Einladung erzeugt",
-    "invitation.used": "Einladung angenommen",
-    "invitation.withdrawn": "Einladung zurückgezogen",
-    "reset_link.withdrawn": "Passwort-Link zurückgezogen",
-    "token.created": "API-Schlüssel angelegt",
-    "token.revoked": "API-Schlüssel widerrufen",
-    "association.created": "Verein angelegt",
-    "association.changed": "Verein geändert",
-    "shortlist.created": "Auswahlliste angelegt",
-    "shortlist.renamed": "Auswahlliste umbenannt",
-    "shortlist.deleted": "Auswahlliste gelöscht",
-    "shortlist.photos_added": "Fotos auf Auswahlliste gesetzt",
-    "shortlist.photos_removed": "Fotos von Auswahlliste genommen",
-    "jury.created": "Jury-Runde angelegt",
-    "jury.closed": "Jury-Runde abgeschlossen",
-    "exhibition.created": "Ausstellung angelegt",
-    "exhibition.changed": "Ausstellung geändert",
-    "exhibition.published": "Ausstellung veröffentlicht",
-    "exhibition.unpublished": "Ausstellung zurückgezogen",
-    "export.requested": "Export angefordert",
+    "photo.uploaded": _l("Foto hochgeladen"),
+    "photo.processed": _l("Bilder erzeugt"),
+    "photo.publish": _l("veröffentlicht"),
+    "photo.return": _l("an den Verein zurückgegeben"),
+    "photo.reject": _l("abgelehnt"),
+    "photo.withdraw": _l("zurückgezogen"),
+    "photo.review": _l("in Prüfung genommen"),
+    "photo.resubmit": _l("erneut eingereicht"),
+    "photo.reconsider": _l("zur erneuten Prüfung geöffnet"),
+    "photo.rights_changed": _l("Rechteangaben geändert"),
+    "photo.edited": _l("Angaben geändert"),
+    "photo.owner_changed": _l("anderem Verein zugeordnet"),
+    "photo.discarded": _l("Datei entfernt"),
+    "photo.failed": _l("kein Bild möglich"),
+    "photo.reprocessing_failed": _l("erneute Verarbeitung gescheitert"),
+    "consent.recorded": _l("Einwilligung eingetragen"),
+    "consent.withdrawn": _l("Einwilligung widerrufen"),
+    "place.created": _l("Ort angelegt"),
+    "place.changed": _l("Ort geändert"),
+    "tag.created": _l("Schlagwort angelegt"),
+    "tag.renamed": _l("Schlagwort umbenannt"),
+    "tag.controlled": _l("Schlagwort in die Liste übernommen"),
+    "user.created": _l("Konto angelegt"),
+    "user.changed": _l("Konto geändert"),
+    "user.password_changed": _l("Passwort geändert"),
+    "user.password_reset": _l("Passwort über Link neu gesetzt"),
+    "user.reset_link_created": _l("Link zum Passwort-Setzen erzeugt"),
+    "user.one_time_password": _l("Einmal-Passwort gesetzt"),
+    "user.sessions_ended": _l("alle Sitzungen beendet"),
+    "user.session_ended": _l("ein Gerät abgemeldet"),
+    "invitation.created": _l("Einladung erzeugt"),
+    "invitation.used": _l("Einladung angenommen"),
+    "invitation.withdrawn": _l("Einladung zurückgezogen"),
+    "reset_link.withdrawn": _l("Passwort-Link zurückgezogen"),
+    "token.created": _l("API-Schlüssel angelegt"),
+    "token.revoked": _l("API-Schlüssel widerrufen"),
+    "association.created": _l("Verein angelegt"),
+    "association.changed": _l("Verein geändert"),
+    "shortlist.created": _l("Auswahlliste angelegt"),
+    "shortlist.renamed": _l("Auswahlliste umbenannt"),
+    "shortlist.deleted": _l("Auswahlliste gelöscht"),
+    "shortlist.photos_added": _l("Fotos auf Auswahlliste gesetzt"),
+    "shortlist.photos_removed": _l("Fotos von Auswahlliste genommen"),
+    "jury.created": _l("Jury-Runde angelegt"),
+    "jury.closed": _l("Jury-Runde abgeschlossen"),
+    "exhibition.created": _l("Ausstellung angelegt"),
+    "exhibition.changed": _l("Ausstellung geändert"),
+    "exhibition.published": _l("Ausstellung veröffentlicht"),
+    "exhibition.unpublished": _l("Ausstellung zurückgezogen"),
+    "export.requested": _l("Export angefordert"),
 }
 
 ACTION_PREFIXES = (
-    ("", "alle Einträge"),
-    ("photo.", "Fotos"),
-    ("consent.", "Einwilligungen"),
-    ("place.", "Orte"),
-    ("tag.", "Schlagwörter"),
-    ("user.", "Konten"),
-    ("association.", "Vereine"),
-    ("token.", "API-Schlüssel"),
-    ("shortlist.", "Auswahllisten"),
-    ("jury.", "Jury-Runden"),
-    ("exhibition.", "Ausstellungen"),
+    ("", _l("alle Einträge")),
+    ("photo.", _l("Fotos")),
+    ("consent.", _l("Einwilligungen")),
+    ("place.", _l("Orte")),
+    ("tag.", _l("Schlagwörter")),
+    ("user.", _l("Konten")),
+    ("association.", _l("Vereine")),
+    ("token.", _l("API-Schlüssel")),
+    ("shortlist.", _l("Auswahllisten")),
+    ("jury.", _l("Jury-Runden")),
+    ("exhibition.", _l("Ausstellungen")),
 )
 
 FIELD_LABELS = {
-    "status": "Status", "title": "Titel", "caption": "Bildunterschrift", "alt_text": "Alternativtext",
-    "credit": "Fotograf:in", "licence": "Lizenz", "people": "Erkennbare Personen", "minors": "Minderjährige",
-    "public_event_reason": "Begründung (öffentliche Veranstaltung)", "place_id": "Ort", "taken_at": "Aufgenommen",
-    "translations": "Übersetzungen", "tags": "Schlagwörter", "association": "Verein", "name": "Name",
-    "city": "Stadt", "lat": "Breitengrad", "lon": "Längengrad", "controlled": "in der Liste der Kurator:innen",
-    "active": "gültig", "person": "Person", "by_guardian": "von Erziehungsberechtigten",
-    "given_on": "Datum der Einwilligung", "scopes": "gilt für", "reference": "Ablage des Formulars",
-    "role": "Rolle", "filename": "Datei", "sha256": "Prüfsumme", "derivatives": "Bildgrößen",
-    "automatic": "automatisch durch das Archiv",
-    "slug": "Adresse", "venue": "Ort der Ausstellung", "starts_on": "Beginn", "ends_on": "Ende", "intro": "Einführung",
-    "order": "Reihenfolge", "added": "hinzugefügt", "removed": "entfernt", "source": "Quelle",
-    "photo_ids": "Fotos", "photos": "Fotos", "why": "Anlass", "device": "Gerät", "display_name": "Name",
+    "status": _l("Status"), "title": _l("Titel"), "caption": _l("Bildunterschrift"), "alt_text": _l("Alternativtext"),
+    "credit": _l("Fotograf:in"), "licence": _l("Lizenz"), "people": _l("Erkennbare Personen"),
+    "minors": _l("Minderjährige"), "public_event_reason": _l("Begründung (öffentliche Veranstaltung)"),
+    "place_id": _l("Ort"), "taken_at": _l("Aufgenommen"), "translations": _l("Übersetzungen"),
+    "tags": _l("Schlagwörter"), "association": _l("Verein"), "name": _l("Name"), "city": _l("Stadt"),
+    "lat": _l("Breitengrad"), "lon": _l("Längengrad"), "controlled": _l("in der Liste der Kurator:innen"),
+    "active": _l("gültig"), "person": _l("Person"), "by_guardian": _l("von Erziehungsberechtigten"),
+    "given_on": _l("Datum der Einwilligung"), "scopes": _l("gilt für"), "reference": _l("Ablage des Formulars"),
+    "role": _l("Rolle"), "filename": _l("Datei"), "sha256": _l("Prüfsumme"), "derivatives": _l("Bildgrößen"),
+    "automatic": _l("automatisch durch das Archiv"), "slug": _l("Adresse"), "venue": _l("Ort der Ausstellung"),
+    "starts_on": _l("Beginn"), "ends_on": _l("Ende"), "intro": _l("Einführung"), "order": _l("Reihenfolge"),
+    "added": _l("hinzugefügt"), "removed": _l("entfernt"), "source": _l("Quelle"), "photo_ids": _l("Fotos"),
+    "photos": _l("Fotos"), "why": _l("Anlass"), "device": _l("Gerät"), "display_name": _l("Name"),
 }
 
 PEOPLE_WORDS = {
-    "none": "keine erkennbaren Personen", "consent": "mit Einwilligung",
-    "public_event": "öffentliche Veranstaltung (KUG §23)", "unknown": "noch nicht angegeben",
+    "none": _l("keine erkennbaren Personen"), "consent": _l("mit Einwilligung"),
+    "public_event": _l("öffentliche Veranstaltung (KUG §23)"), "unknown": _l("noch nicht angegeben"),
 }
-SCOPE_WORDS = {"web": "Website", "exhibition": "Ausstellung", "print": "Druck"}
-SUBJECT_WORDS = {"shortlist": "Auswahlliste", "jury_round": "Jury-Runde", "exhibition": "Ausstellung",
-                 "place": "Ort", "tag": "Schlagwort", "user": "Konto", "association": "Verein",
-                 "consent": "Einwilligung", "token": "API-Schlüssel"}
+SCOPE_WORDS = {"web": _l("Website"), "exhibition": _l("Ausstellung"), "print": _l("Druck")}
+SUBJECT_WORDS = {"shortlist": _l("Auswahlliste"), "jury_round": _l("Jury-Runde"), "exhibition": _l("Ausstellung"),
+                 "place": _l("Ort"), "tag": _l("Schlagwort"), "user": _l("Konto"), "association": _l("Verein"),
+                 "consent": _l("Einwilligung"), "token": _l("API-Schlüssel")}
 
 
 @dataclass(frozen=True)
@@ -467,11 +482,17 @@ class AuditRow:
 
 
 def _iso_date(value: str, with_time: bool) -> str:
+    """A date from the log as it was kept (a camera's time has no zone: shown as it is, in the page's language)."""
+    from babel.dates import format_date, format_time
+    from flask_babel import get_locale
+
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         return value
-    return parsed.strftime("%d.%m.%Y, %H:%M" if with_time else "%d.%m.%Y")
+    locale = get_locale()
+    day = format_date(parsed, "medium", locale=locale)
+    return f"{day}, {format_time(parsed, 'short', locale=locale)}" if with_time else day
 
 
 def shown_value(name: str, value: Any, places: dict[int, str]) -> str:
@@ -479,7 +500,7 @@ def shown_value(name: str, value: Any, places: dict[int, str]) -> str:
     if value is None or value == "" or value == []:
         return "—"
     if isinstance(value, bool):
-        return "ja" if value else "nein"
+        return _("ja") if value else _("nein")
     if name == "status":
         return status_label(value)
     if name == "licence":
@@ -488,13 +509,13 @@ def shown_value(name: str, value: Any, places: dict[int, str]) -> str:
         except ValueError:
             return str(value)
     if name == "people":
-        return PEOPLE_WORDS.get(str(value), str(value))
+        return str(PEOPLE_WORDS.get(str(value), str(value)))
     if name == "place_id" and isinstance(value, int):
-        return places.get(value, f"Ort Nr. {value} (nicht mehr in der Liste)")
+        return places.get(value, _("Ort Nr. %(num)d (nicht mehr in der Liste)", num=value))
     if name in ("taken_at", "given_on") and isinstance(value, str):
         return _iso_date(value, with_time=name == "taken_at")
     if name == "scopes" and isinstance(value, list):
-        return ", ".join(SCOPE_WORDS.get(str(v), str(v)) for v in value)
+        return ", ".join(str(SCOPE_WORDS.get(str(v), str(v))) for v in value)
     if name == "translations" and isinstance(value, dict):
         return "; ".join(f"{lang}: " + " / ".join(str(part) for part in parts if part)
                          for lang, parts in sorted(value.items())) or "—"
@@ -503,17 +524,18 @@ def shown_value(name: str, value: Any, places: dict[int, str]) -> str:
     if isinstance(value, list):
         return ", ".join(str(v) for v in value)
     if isinstance(value, float):
-        return f"{value:.6f}".rstrip("0").rstrip(".").replace(".", ",")
+        return format_decimal(value, "0.######")
     return str(value)
 
 
 def _subject(event: AuditEvent, names: dict[tuple[str, int], str]) -> str:
     if event.subject and event.subject_id is not None and event.subject != "consent":
-        word = SUBJECT_WORDS.get(event.subject, event.subject)
+        word = str(SUBJECT_WORDS.get(event.subject, event.subject))
         name = names.get((event.subject, event.subject_id))
-        return f"{word} „{name}“" if name else f"{word} Nr. {event.subject_id}"
+        return (_("%(what)s „%(name)s“", what=word, name=name) if name
+                else _("%(what)s Nr. %(num)d", what=word, num=event.subject_id))
     if event.subject == "consent" and event.subject_id is not None:
-        return f"Einwilligung Nr. {event.subject_id}"
+        return _("Einwilligung Nr. %(num)d", num=event.subject_id)
     return ""
 
 
@@ -540,14 +562,15 @@ def audit_rows(session: Session, events: list[AuditEvent], *, photo_titles: bool
         before = detail.pop("before", None) or {}
         after = detail.pop("after", None) or {}
         reason = str(detail.pop("reason", "") or "")
-        changes = [Change(FIELD_LABELS.get(name, name),
+        changes = [Change(str(FIELD_LABELS.get(name, name)),
                           shown_value(name, before[name], places) if name in before else None,
                           shown_value(name, after[name], places) if name in after else None)
                    for name in dict.fromkeys([*before, *after])]
-        extra = [(FIELD_LABELS.get(name, name), shown_value(name, value, places)) for name, value in detail.items()]
+        extra = [(str(FIELD_LABELS.get(name, name)), shown_value(name, value, places))
+                 for name, value in detail.items()]
         rows.append(AuditRow(event=event, at=local_time(event.at),
-                             who=event.actor.username if event.actor is not None else "Archiv",
-                             what=ACTION_WORDS.get(event.action, event.action), subject=_subject(event, names),
+                             who=event.actor.username if event.actor is not None else _("Archiv"),
+                             what=str(ACTION_WORDS.get(event.action, event.action)), subject=_subject(event, names),
                              changes=changes, reason=reason, extra=extra,
                              photo_title=titles.get(event.photo_id, "") if event.photo_id is not None else ""))
     return rows
@@ -565,9 +588,9 @@ def _action_filter() -> str:
 def audit_log() -> Any:
     prefix = _action_filter()
     page = audit.read(db.session, action=prefix or None, page=page_number())
-    prefixes = list(ACTION_PREFIXES)
+    prefixes = [(value, str(label)) for value, label in ACTION_PREFIXES]
     if prefix and prefix not in dict(prefixes):
-        prefixes.append((prefix, ACTION_WORDS.get(prefix, prefix)))
+        prefixes.append((prefix, str(ACTION_WORDS.get(prefix, prefix))))
     return render_template("curate/audit.html", rows=audit_rows(db.session, page.events, photo_titles=True),
                            page=page, photo=None,
                            prefix=prefix, prefixes=prefixes)

@@ -8,9 +8,12 @@ curators and admins.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import format_date, ngettext
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -20,7 +23,6 @@ from ..auth import curators_only
 from ..errors import Refusal
 from ..errors_web import language, wants_json
 from ..models import Exhibition, ExhibitionStatus, JuryRound, Shortlist, db, parse_id
-from .curate import local_time
 
 bp = Blueprint("exhibitions", __name__)
 
@@ -29,8 +31,41 @@ FIELD_NAMES = ("title", "venue", "starts_on", "ends_on", "intro")
 
 @bp.context_processor
 def _helpers() -> dict[str, Any]:
-    return {"date_range": service.date_range, "attribution": workflow.attribution, "licences": workflow.LICENCES,
-            "local_time": local_time}
+    return {"date_range": date_range, "attribution": workflow.attribution, "licences": workflow.LICENCES}
+
+
+def date_range(starts: date | None, ends: date | None) -> str:
+    """ "12. Mai – 30. Juni 2026" / "May 12 – June 30, 2026", "ab …" / "from …", "bis …" / "until …" or ""."""
+    from babel.dates import format_interval
+    from flask_babel import get_locale
+
+    if starts and ends:
+        if starts == ends:
+            return format_date(starts, "long")
+        if starts.year != ends.year:
+            return f"{format_date(starts, 'long')} – {format_date(ends, 'long')}"
+        return format_interval(starts, ends, "yMMMMd", locale=get_locale()).replace("\u2009", " ")
+    if starts:
+        return _("ab %(date)s", date=format_date(starts, "long"))
+    if ends:
+        return _("bis %(date)s", date=format_date(ends, "long"))
+    return ""
+
+
+def _added_message(outcome: service.Added) -> str:
+    """What adding photos did, in the page's language (archive.exhibitions' own summary is German)."""
+    english = language() == "en"
+    parts = [ngettext("%(num)d Foto hinzugefügt", "%(num)d Fotos hinzugefügt", len(outcome.added))]
+    if outcome.already:
+        parts.append(ngettext("%(num)d war schon in der Ausstellung", "%(num)d waren schon in der Ausstellung",
+                              len(outcome.already)))
+    for photo, reason, reason_en in outcome.refused:
+        parts.append(_("„%(title)s“ (Nr. %(num)d) %(reason)s", title=photo.display_title, num=photo.id,
+                       reason=reason_en if english else reason))
+    if outcome.missing:
+        parts.append(_("diese Nummern gibt es nicht: %(numbers)s",
+                       numbers=", ".join(str(n) for n in outcome.missing)))
+    return "; ".join(parts) + "."
 
 
 def _fields() -> service.ExhibitionFields:
@@ -71,7 +106,7 @@ def create() -> Any:
     except Refusal as refusal:
         db.session.rollback()
         return _manage_page(refusal.status, refusal, form={name: request.form.get(name, "") for name in FIELD_NAMES})
-    flash(f"Die Ausstellung „{exhibition.title}“ ist angelegt. Fügen Sie jetzt Fotos hinzu.", "ok")
+    flash(_("Die Ausstellung „%(title)s“ ist angelegt. Fügen Sie jetzt Fotos hinzu.", title=exhibition.title), "ok")
     return redirect(url_for("exhibitions.editor", exhibition_id=exhibition.id))
 
 
@@ -111,7 +146,7 @@ def update(exhibition_id: int) -> Any:
         db.session.rollback()
         return _editor(_exhibition_or_404(exhibition_id), refusal.status, error=refusal, error_at="fields",
                        form={name: request.form.get(name, "") for name in FIELD_NAMES})
-    flash("Die Angaben sind gespeichert.", "ok")
+    flash(_("Die Angaben sind gespeichert."), "ok")
     return _back(exhibition)
 
 
@@ -152,7 +187,7 @@ def add_photos(exhibition_id: int) -> Any:
     except Refusal as refusal:
         db.session.rollback()
         return _editor(_exhibition_or_404(exhibition_id), refusal.status, error=refusal, error_at="add")
-    flash(outcome.summary(), "warning" if outcome.refused or outcome.missing else "ok")
+    flash(_added_message(outcome), "warning" if outcome.refused or outcome.missing else "ok")
     return _back(exhibition, "fotos")
 
 
@@ -161,7 +196,7 @@ def add_photos(exhibition_id: int) -> Any:
 def caption(exhibition_id: int, item_id: int) -> Any:
     exhibition = _exhibition_or_404(exhibition_id)
     item = service.set_caption(db.session, exhibition, item_id, request.form.get("caption", ""), current_user)
-    flash(f"Die Bildunterschrift für „{item.photo.display_title}“ ist gespeichert.", "ok")
+    flash(_("Die Bildunterschrift für „%(title)s“ ist gespeichert.", title=item.photo.display_title), "ok")
     return _back(exhibition, f"item-{item.id}")
 
 
@@ -180,9 +215,11 @@ def move(exhibition_id: int, item_id: int) -> Any:
     total = len(exhibition.items)
     title = item.photo.display_title
     if position == before:
-        message = f"„{title}“ steht schon an {'erster' if step < 0 else 'letzter'} Stelle."
+        message = (_("„%(title)s“ steht schon an erster Stelle.", title=title) if step < 0
+                   else _("„%(title)s“ steht schon an letzter Stelle.", title=title))
     else:
-        message = f"„{title}“ ist jetzt an Position {position} von {total}."
+        message = _("„%(title)s“ ist jetzt an Position %(position)s von %(total)s.", title=title, position=position,
+                    total=total)
     if wants_json():
         return jsonify({"order": [i.id for i in exhibition.items], "message": message})
     flash(message, "ok")
@@ -204,7 +241,7 @@ def order(exhibition_id: int) -> Any:
         raise Refusal("order_malformed", "Die neue Reihenfolge ist unlesbar. Bitte laden Sie die Seite neu.",
                       "The new order cannot be read. Please reload the page.", status=400) from None
     new_order = service.set_order(db.session, exhibition, ids, current_user)
-    message = "Die neue Reihenfolge ist gespeichert."
+    message = _("Die neue Reihenfolge ist gespeichert.")
     if request.is_json or wants_json():
         return jsonify({"order": new_order, "message": message})
     flash(message, "ok")
@@ -216,7 +253,8 @@ def order(exhibition_id: int) -> Any:
 def remove(exhibition_id: int, item_id: int) -> Any:
     exhibition = _exhibition_or_404(exhibition_id)
     photo = service.remove_item(db.session, exhibition, item_id, current_user)
-    flash(f"„{photo.display_title}“ ist nicht mehr in der Ausstellung. Das Foto selbst bleibt im Archiv.", "ok")
+    flash(_("„%(title)s“ ist nicht mehr in der Ausstellung. Das Foto selbst bleibt im Archiv.",
+            title=photo.display_title), "ok")
     return _back(exhibition, "fotos")
 
 
@@ -229,7 +267,7 @@ def publish(exhibition_id: int) -> Any:
     except Refusal as refusal:
         db.session.rollback()
         return _editor(_exhibition_or_404(exhibition_id), refusal.status, error=refusal, error_at="status")
-    flash(f"„{exhibition.title}“ ist veröffentlicht.", "ok")
+    flash(_("„%(title)s“ ist veröffentlicht.", title=exhibition.title), "ok")
     return _back(exhibition)
 
 
@@ -238,7 +276,8 @@ def publish(exhibition_id: int) -> Any:
 def unpublish(exhibition_id: int) -> Any:
     exhibition = _exhibition_or_404(exhibition_id)
     service.unpublish(db.session, exhibition, current_user)
-    flash(f"„{exhibition.title}“ ist wieder ein Entwurf; die öffentliche Seite ist nicht mehr erreichbar.", "ok")
+    flash(_("„%(title)s“ ist wieder ein Entwurf; die öffentliche Seite ist nicht mehr erreichbar.",
+            title=exhibition.title), "ok")
     return _back(exhibition)
 
 

@@ -3,7 +3,6 @@ downloading it. Curators and admins only. The work is done by a background job (
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, redirect, render_template, request, url_for
@@ -13,6 +12,8 @@ from werkzeug.routing import BuildError
 from .. import exports as service
 from ..auth import curators_only
 from ..errors import Refusal, Unavailable
+from ..errors_web import language
+from ..i18n import local_time
 from ..models import Exhibition, Export, ExportStatus, db
 from ..services import get_jobs, get_store
 from ..storage import ObjectNotFound, StorageUnavailable, attachment_disposition
@@ -23,16 +24,11 @@ bp = Blueprint("exports", __name__)
 @bp.app_context_processor
 def _helpers() -> dict[str, Any]:
     """For the export pages and for the exports panel that the exhibition editor includes."""
-    return {"export_kind_label": service.kind_label, "export_status_label": service.status_label,
-            "export_failure": service.failure_messages, "export_when": _when,
+    return {"export_kind_label": lambda kind: service.kind_label(kind, language()),
+            "export_status_label": lambda status: service.status_label(status, language()),
+            "export_failure": service.failure_messages, "export_when": local_time,
             "exports_of": lambda exhibition: service.exports_of(db.session, exhibition),
             "export_exhibition_url": exhibition_url}
-
-
-def _when(value: datetime | None) -> str:
-    if value is None:
-        return "—"
-    return value.replace(tzinfo=UTC).astimezone(service.LOCAL_ZONE).strftime("%d.%m.%Y, %H:%M")
 
 
 def exhibition_url(exhibition: Exhibition) -> str:

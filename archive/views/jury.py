@@ -11,8 +11,22 @@ import math
 import re
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, stream_with_context, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
+from flask_babel import format_decimal, ngettext
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -23,7 +37,6 @@ from ..errors import Refusal
 from ..errors_web import language
 from ..models import Exhibition, JuryMode, JuryPhoto, JuryRound, Role, Shortlist, User, db, parse_id, utcnow
 from ..services import get_search_index
-from .curate import LOCAL_ZONE, local_time
 
 bp = Blueprint("jury", __name__)
 
@@ -32,7 +45,31 @@ POOL_KINDS = ("shortlist", "search", "photos", "round")
 
 @bp.context_processor
 def _helpers() -> dict[str, Any]:
-    return {"local_time": local_time, "score_text": jury.score_text, "mode_label": lambda m: jury.MODE_LABELS[m][0]}
+    return {"score_text": score_text, "mode_label": mode_label}
+
+
+def mode_label(mode: JuryMode) -> str:
+    """ "Ja/Nein" or "1–5 Sterne", in the page's language (archive.jury keeps both)."""
+    de, en = jury.MODE_LABELS[JuryMode(mode)]
+    return en if language() == "en" else de
+
+
+def score_text(mode: JuryMode, score: float | None) -> str:
+    """How a score reads on the page: "67 % Ja" / "67% yes", "3,5 Sterne" / "3.5 stars"; "—" without votes.
+    The same rounding as archive.jury.score_text (what the page shows is what a cutoff compares)."""
+    if score is None:
+        return "—"
+    shown = jury.shown_score(score)
+    if mode == JuryMode.YES_NO:
+        return _("%(pct)d %% Ja", pct=round(shown * 100))
+    return _("%(stars)s Sterne", stars=format_decimal(shown, "0.##"))
+
+
+def _local_zone() -> Any:
+    try:
+        return ZoneInfo(current_app.config.get("TIME_ZONE") or "Europe/Berlin")
+    except ZoneInfoNotFoundError:  # a system without time zone data
+        return UTC
 
 
 def _round_or_404(round_id: int) -> JuryRound:
@@ -72,7 +109,7 @@ def _deadline(raw: str) -> datetime | None:
         raise Refusal("deadline_invalid", "Bitte geben Sie die Frist als Datum und Uhrzeit an (TT.MM.JJJJ, HH:MM).",
                       "Please give the deadline as a date and time.", status=422) from None
     if local.tzinfo is None:
-        local = local.replace(tzinfo=LOCAL_ZONE)
+        local = local.replace(tzinfo=_local_zone())
     return local.astimezone(UTC).replace(tzinfo=None)
 
 
@@ -144,8 +181,10 @@ def new_round() -> Any:
             db.session.rollback()
             error, status = refusal, refusal.status
         else:
-            flash(f"Die Runde „{created.name}“ ist angelegt: {len(created.photos)} Fotos, "
-                  f"{len(created.jurors)} in der Jury.", "ok")
+            flash(_("Die Runde „%(name)s“ ist angelegt: %(photos)s, %(jurors)s.", name=created.name,
+                    photos=ngettext("%(num)d Foto", "%(num)d Fotos", len(created.photos)),
+                    jurors=ngettext("%(num)d Person in der Jury", "%(num)d in der Jury", len(created.jurors))),
+                  "ok")
             return redirect(url_for("jury.round_page", round_id=created.id))
     candidates = db.session.scalars(select(User).where(User.role.in_([Role.CURATOR, Role.ADMIN]),
                                                        User.active.is_(True)).order_by(User.username)).all()
@@ -206,8 +245,24 @@ def close(round_id: int) -> Any:
         if refusal.status == 403:
             raise
         return _round_page(_round_or_404(round_id), refusal, {"rule": rule, "value": raw}, refusal.status)
-    flash(outcome.message, "warning" if outcome.missing_votes or outcome.tied else "ok")
+    flash(_closing_message(found, outcome), "warning" if outcome.missing_votes or outcome.tied else "ok")
     return redirect(url_for("jury.round_page", round_id=round_id))
+
+
+def _closing_message(found: JuryRound, outcome: jury.Closing) -> str:
+    """What closing did, in the page's language (archive.jury's own message is German)."""
+    parts = [ngettext("Runde „%(name)s“ abgeschlossen: %(selected)d von %(num)d Foto ausgewählt.",
+                      "Runde „%(name)s“ abgeschlossen: %(selected)d von %(num)d Fotos ausgewählt.",
+                      len(found.photos), name=found.name, selected=outcome.selected)]
+    if outcome.missing_votes:
+        parts.append(ngettext("%(num)d Stimme fehlte.", "%(num)d Stimmen fehlten.", outcome.missing_votes))
+    if outcome.unscored:
+        parts.append(ngettext("%(num)d Foto hatte keine Stimme und wurde nicht ausgewählt.",
+                              "%(num)d Fotos hatten keine Stimme und wurden nicht ausgewählt.", outcome.unscored))
+    if outcome.tied:
+        parts.append(_("An der Grenze hatten %(num)d Fotos denselben Wert; entschieden hat die Zahl der Stimmen, "
+                       "dann die Foto-Nr. (ältere zuerst).", num=outcome.tied))
+    return " ".join(parts)
 
 
 @bp.get("/curate/jury/<int:round_id>/results.csv")
@@ -267,8 +322,10 @@ def vote(round_id: int) -> Any:
     here = mine.position_of(photo_id) or 0
     following = mine.next_unjudged(after=here)
     if following is None:
-        flash(f"Danke! Sie haben alle {mine.total} Fotos dieser Runde bewertet. Bis zum Ende der Runde können Sie "
-              "Ihre Stimmen noch ändern.", "ok")
+        flash(ngettext("Danke! Sie haben das Foto dieser Runde bewertet. Bis zum Ende der Runde können Sie "
+                       "Ihre Stimme noch ändern.",
+                       "Danke! Sie haben alle %(num)d Fotos dieser Runde bewertet. Bis zum Ende der Runde können Sie "
+                       "Ihre Stimmen noch ändern.", mine.total), "ok")
         return redirect(url_for("jury.judge", round_id=round_id, overview=1))
     return redirect(url_for("jury.judge", round_id=round_id, position=following))
 

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
@@ -47,10 +48,15 @@ def detail(photo_id: int) -> Any:
                                                or (action in workflow.MEMBER_ACTIONS and manage))]
     associations = (db.session.scalars(select(Association).order_by(Association.name)).all()
                     if workflow.is_staff(current_user) else [])
+    from ..browse import more_from_association, more_from_place  # the public rows under the photo
+
+    public = photo.status == PhotoStatus.PUBLISHED
     return render_template("photos/detail.html", photo=photo, processing=being_processed(photo, _fresh_since()),
                            manage=manage, actions=actions, associations=associations,
                            gaps=workflow.publication_gaps(photo) if manage else [],
-                           attribution=workflow.attribution(photo), licence=workflow.LICENCES.get(photo.licence))
+                           attribution=workflow.attribution(photo), licence=workflow.LICENCES.get(photo.licence),
+                           more_place=more_from_place(db.session, photo) if public else [],
+                           more_association=more_from_association(db.session, photo) if public else [])
 
 
 def _fresh_since() -> datetime:
@@ -72,7 +78,7 @@ def discard(photo_id: int) -> Any:
     discard_photo(db.session, get_store(), photo, reason="removed by its owner after failed processing",
                   actor_id=current_user.id)
     get_jobs().enqueue_indexing()
-    flash("Die Datei wurde entfernt. / The file was removed.", "ok")
+    flash(_("Die Datei wurde entfernt."), "ok")
     return redirect(url_for("photos.grid", association=slug if current_user.sees_everything else None))
 
 
@@ -105,7 +111,7 @@ def edit(photo_id: int) -> Any:
         flash(refusal.message(language()), "error")
         return _edit_page(db.session.get(Photo, photo_id), refusal.status)
     get_jobs().enqueue_indexing()
-    flash("Gespeichert. / Saved.", "ok")
+    flash(_("Gespeichert."), "ok")
     return redirect(url_for("photos.detail", photo_id=photo.id))
 
 
@@ -114,7 +120,7 @@ def edit(photo_id: int) -> Any:
 def add_consent(photo_id: int) -> Any:
     photo = visible_photo_or_404(photo_id, manage=True)
     workflow.record_consent(db.session, photo, current_user, **consent_fields(request.form))
-    flash("Die Einwilligung ist eingetragen. / The consent was recorded.", "ok")
+    flash(_("Die Einwilligung ist eingetragen."), "ok")
     return redirect(url_for("photos.edit", photo_id=photo.id) + "#consent")
 
 
@@ -129,10 +135,9 @@ def withdraw_consent(photo_id: int, consent_id: int) -> Any:
     workflow.withdraw_consent(db.session, photo, consent, current_user, request.form.get("reason", ""))
     get_jobs().enqueue_indexing()
     if was_public and photo.status != PhotoStatus.PUBLISHED:
-        flash("Die Einwilligung ist widerrufen; das Foto ist nicht mehr öffentlich. / Consent withdrawn; the photo "
-              "is no longer public.", "ok")
+        flash(_("Die Einwilligung ist widerrufen; das Foto ist nicht mehr öffentlich."), "ok")
     else:
-        flash("Die Einwilligung ist widerrufen. / Consent withdrawn.", "ok")
+        flash(_("Die Einwilligung ist widerrufen."), "ok")
     return redirect(url_for("photos.detail", photo_id=photo.id))
 
 
@@ -143,8 +148,7 @@ def change_status(photo_id: int) -> Any:
     action = request.form.get("action", "")
     workflow.transition(db.session, photo, action, current_user, request.form.get("reason", ""))
     get_jobs().enqueue_indexing()
-    label = workflow.ACTION_LABELS[action]
-    flash(f"Erledigt: {label[0]}. / Done: {label[1]}.", "ok")
+    flash(_("Erledigt: %(action)s.", action=workflow.action_label(action)), "ok")
     return redirect(url_for("photos.detail", photo_id=photo.id))
 
 
@@ -158,5 +162,5 @@ def change_owner(photo_id: int) -> Any:
                       status=422)
     workflow.change_owner(db.session, photo, association, current_user)
     get_jobs().enqueue_indexing()
-    flash(f"Das Foto gehört jetzt: {association.name}. / The photo now belongs to {association.name}.", "ok")
+    flash(_("Das Foto gehört jetzt: %(name)s.", name=association.name), "ok")
     return redirect(url_for("photos.detail", photo_id=photo.id))

@@ -7,14 +7,16 @@ from typing import Any
 from urllib.parse import urlencode
 
 from flask import Blueprint, jsonify, render_template, request, url_for
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from .. import workflow
 from ..errors import Unavailable
 from ..errors_web import language
 from ..indexing import not_yet_hidden
-from ..models import Association, Photo, PhotoStatus, db
+from ..models import Association, Licence, Photo, PhotoStatus, db
 from ..search import SearchQuery, SearchResult, SearchUnavailable, Viewer, parse_query
 from ..services import get_search_index
 
@@ -22,8 +24,9 @@ bp = Blueprint("search", __name__)
 
 # URL parameter -> facet name; the page and the API accept the same ones.
 FILTERS = ("association", "partner_city", "place", "tag", "photographer", "licence", "year", "status")
-FACET_LABELS = [("association", "Verein"), ("partner_city", "Partnerstadt"), ("place", "Ort / Brücke"),
-                ("year", "Jahr"), ("tag", "Schlagwort"), ("photographer", "Fotograf:in"), ("licence", "Lizenz")]
+FACET_LABELS = [("association", _l("Verein")), ("partner_city", _l("Partnerstadt")), ("place", _l("Ort / Brücke")),
+                ("year", _l("Jahr")), ("tag", _l("Schlagwort")), ("photographer", _l("Fotograf:in")),
+                ("licence", _l("Lizenz"))]
 
 
 def search_unavailable() -> Unavailable:
@@ -88,6 +91,8 @@ def page() -> Any:
         return _url(dict(active), page=number)
 
     def facet_value(name: str, value: str) -> str:
+        if name == "licence" and value == workflow.licence_label(Licence.PROJECT_ONLY):
+            return str(workflow.PROJECT_ONLY_NAME)  # indexed in German, shown in the page's language
         return names.get(value, value) if name == "association" else value
 
     return render_template("search/page.html", result=result, photos=photos, raw=request.args.get("q", ""),

@@ -14,6 +14,9 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask.blueprints import BlueprintSetupState
+from flask_babel import format_decimal, ngettext
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -24,7 +27,6 @@ from ..errors import Refusal
 from ..errors_web import language
 from ..models import Photo, Shortlist, db, parse_id
 from ..selection import RATEABLE, RatingSummary, ShortlistRow
-from .curate import local_time
 
 bp = Blueprint("selection", __name__)
 
@@ -59,8 +61,8 @@ def rating_summaries(photos: Iterable[Photo]) -> dict[int, RatingSummary]:
 
 
 def stars_text(average: float | None) -> str:
-    """4.333… -> "4,3" (German decimal comma)."""
-    return "—" if average is None else f"{average:.1f}".replace(".", ",")
+    """4.333… -> "4,3" (German) / "4.3" (English)."""
+    return "—" if average is None else format_decimal(round(average, 1), "0.0")
 
 
 def here() -> str:
@@ -74,11 +76,6 @@ def _template_globals(state: BlueprintSetupState) -> None:
     state.app.jinja_env.globals.update(
         selection_panel=photo_panel, shortlist_choices=shortlist_choices, selection_summaries=rating_summaries,
         stars_text=stars_text, selection_here=here)
-
-
-@bp.context_processor
-def _own_helpers() -> dict[str, Any]:
-    return {"local_time": local_time}
 
 
 def safe_next(raw: str | None, fallback: str) -> str:
@@ -106,7 +103,7 @@ def _shortlist_or_404(shortlist_id: int) -> Shortlist:
 
 
 def _count(n: int) -> str:
-    return f"{n} Foto" if n == 1 else f"{n} Fotos"
+    return ngettext("%(num)d Foto", "%(num)d Fotos", n)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -123,10 +120,12 @@ def rate(photo_id: int) -> Any:
     except Refusal as refusal:
         return _refused(refusal, back)
     if summary.mine is None:
-        flash("Ihre Bewertung ist gelöscht.", "ok")
+        flash(_("Ihre Bewertung ist gelöscht."), "ok")
     else:
-        flash(f"Ihre Bewertung ({summary.mine} von 5 Sternen) ist gespeichert. Durchschnitt "
-              f"{stars_text(summary.average)} aus {summary.count} Bewertung{'' if summary.count == 1 else 'en'}.",
+        flash(ngettext("Ihre Bewertung (%(stars)d von 5 Sternen) ist gespeichert. Durchschnitt %(average)s aus "
+                       "%(num)d Bewertung.",
+                       "Ihre Bewertung (%(stars)d von 5 Sternen) ist gespeichert. Durchschnitt %(average)s aus "
+                       "%(num)d Bewertungen.", summary.count, stars=summary.mine, average=stars_text(summary.average)),
               "ok")
     return redirect(back)
 
@@ -151,12 +150,12 @@ def shortlists() -> Any:
     except Refusal as refusal:
         db.session.rollback()
         return _list_page(refusal.status, refusal, name)
-    flash(f"Die Auswahlliste „{shortlist.name}“ ist angelegt. Setzen Sie Fotos aus der Prüfliste, der Fotoübersicht, "
-          "der Suche oder von der Fotoseite darauf.", "ok")
+    flash(_("Die Auswahlliste „%(name)s“ ist angelegt. Setzen Sie Fotos aus der Prüfliste, der Fotoübersicht, "
+            "der Suche oder von der Fotoseite darauf.", name=shortlist.name), "ok")
     return redirect(url_for("selection.shortlist", shortlist_id=shortlist.id))
 
 
-SORTS = {"added": "in der Reihenfolge des Hinzufügens", "rating": "beste Bewertung zuerst"}
+SORTS = {"added": _l("in der Reihenfolge des Hinzufügens"), "rating": _l("beste Bewertung zuerst")}
 
 
 def _shortlist_page(shortlist: Shortlist, status: int = 200, error: Refusal | None = None,
@@ -196,7 +195,7 @@ def rename(shortlist_id: int) -> Any:
         db.session.rollback()
         return _shortlist_page(_shortlist_or_404(shortlist_id), refusal.status, refusal, rename=name)
     if shortlist.name != before:
-        flash(f"„{before}“ heißt jetzt „{shortlist.name}“.", "ok")
+        flash(_("„%(before)s“ heißt jetzt „%(after)s“.", before=before, after=shortlist.name), "ok")
     return redirect(url_for("selection.shortlist", shortlist_id=shortlist.id))
 
 
@@ -210,7 +209,7 @@ def delete(shortlist_id: int) -> Any:
                                count=selection.photo_count(db.session, shortlist))
     name = shortlist.name
     selection.delete_shortlist(db.session, shortlist, current_user)
-    flash(f"Die Auswahlliste „{name}“ ist gelöscht. Die Fotos selbst bleiben im Archiv.", "ok")
+    flash(_("Die Auswahlliste „%(name)s“ ist gelöscht. Die Fotos selbst bleiben im Archiv.", name=name), "ok")
     return redirect(url_for("selection.shortlists"))
 
 
@@ -223,20 +222,22 @@ def remove(shortlist_id: int) -> Any:
     except Refusal as refusal:
         return _shortlist_page(shortlist, refusal.status, refusal)
     removed = selection.remove_photos(db.session, shortlist, current_user, ids)
-    flash(f"{_count(len(removed))} von „{shortlist.name}“ genommen. Die Fotos selbst bleiben im Archiv.", "ok")
+    flash(_("%(photos)s von „%(name)s“ genommen. Die Fotos selbst bleiben im Archiv.", photos=_count(len(removed)),
+            name=shortlist.name), "ok")
     return redirect(safe_next(request.form.get("next"), url_for("selection.shortlist", shortlist_id=shortlist.id)))
 
 
 def _added_message(outcome: selection.Added) -> str:
     name = outcome.shortlist.name
-    parts = [(f"Neue Auswahlliste „{name}“ angelegt: " if outcome.created else f"Auswahlliste „{name}“: ")
-             + f"{_count(len(outcome.added))} hinzugefügt"]
+    added = _count(len(outcome.added))
+    parts = [_("Neue Auswahlliste „%(name)s“ angelegt: %(photos)s hinzugefügt", name=name, photos=added)
+             if outcome.created else _("Auswahlliste „%(name)s“: %(photos)s hinzugefügt", name=name, photos=added)]
     if outcome.already:
-        parts.append(f"{len(outcome.already)} {'war' if len(outcome.already) == 1 else 'waren'} schon darauf")
+        parts.append(ngettext("%(num)d war schon darauf", "%(num)d waren schon darauf", len(outcome.already)))
     if outcome.refused:
-        parts.append(f"{len(outcome.refused)} ausgelassen (kein Bild möglich)")
+        parts.append(_("%(num)d ausgelassen (kein Bild möglich)", num=len(outcome.refused)))
     if outcome.missing:
-        parts.append(f"{len(outcome.missing)} gibt es nicht mehr")
+        parts.append(_("%(num)d gibt es nicht mehr", num=len(outcome.missing)))
     return ", ".join(parts) + "."
 
 
