@@ -53,6 +53,8 @@ SETTINGS: tuple[Setting, ...] = (
     # --- uploads and images --------------------------------------------------------------------------
     Setting("MAX_UPLOAD_BYTES", 100_000_000, "Largest file accepted, in bytes (a 100 MB camera file fits)."),
     Setting("MAX_REQUEST_BYTES", 2 * 1024 * 1024 * 1024, "Largest upload request (many files at once), in bytes."),
+    Setting("UPLOAD_RESUME_HOURS", 24, "Hours an unfinished chunked upload (/api/uploads) waits to be resumed before "
+            "it is removed."),
     Setting("MAX_PIXELS", 200_000_000, "Largest image accepted, in pixels (width × height); guards against bombs."),
     Setting("JPEG_QUALITY", 85, "JPEG quality of thumbnails and previews."),
     Setting("WEBP_QUALITY", 80, "WebP quality of thumbnails and previews."),

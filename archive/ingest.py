@@ -31,6 +31,15 @@ CHUNK = 256 * 1024
 ACCEPTED_NAMES = "JPEG, PNG, WebP, HEIC/HEIF oder AVIF"
 ACCEPTED_NAMES_EN = "JPEG, PNG, WebP, HEIC/HEIF or AVIF"
 
+# What media.sniff names in English, as the German refusal says it ("Diese Datei ist kein Foto (MP4-Video erkannt)").
+_GERMAN_NAMES = {
+    "empty file": "leere Datei", "damaged JPEG": "beschädigtes JPEG", "AVI video": "AVI-Video",
+    "WAV audio": "WAV-Audio", "QuickTime video": "QuickTime-Video", "MP4 video": "MP4-Video", "3GP video": "3GP-Video",
+    "Canon CR3 raw": "Canon-CR3-Rohdatei", "Fujifilm RAF raw": "Fujifilm-RAF-Rohdatei",
+    "Olympus ORF raw": "Olympus-ORF-Rohdatei", "Panasonic RW2 raw": "Panasonic-RW2-Rohdatei",
+    "ISO media file": "ISO-Mediendatei", "executable": "ausführbares Programm",
+}
+
 Outcome = Literal["archived", "duplicate", "refused"]
 
 
@@ -98,10 +107,15 @@ def check(staged: Staged, max_pixels: int) -> media.ImageHeader:
     """Trust only the bytes: the format from the magic numbers, the size from the header."""
     sniffed = media.sniff(staged.head)
     if sniffed.format is None:
+        de, en = _GERMAN_NAMES.get(sniffed.detected, sniffed.detected), sniffed.detected
+        if sniffed.detected == "unknown":
+            de, en = "Format unbekannt", "unknown format"
+        else:
+            de, en = f"{de} erkannt", f"{en} detected"
         raise Refusal(
             "not_a_photo",
-            f"Diese Datei ist kein Foto ({sniffed.detected} erkannt). Bitte laden Sie {ACCEPTED_NAMES} hoch.",
-            f"This file is not a photo ({sniffed.detected} detected). Please upload {ACCEPTED_NAMES_EN}.",
+            f"Diese Datei ist kein Foto ({de}). Bitte laden Sie {ACCEPTED_NAMES} hoch.",
+            f"This file is not a photo ({en}). Please upload {ACCEPTED_NAMES_EN}.",
             status=415,
         )
     return media.read_header(staged.path, sniffed.format, max_pixels)

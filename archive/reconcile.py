@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .models import AuditEvent, Derivative, OutboxEvent, Photo, PhotoStatus, utcnow
+from .resumable import remove_abandoned
 from .storage import ObjectNotFound, ObjectStore, StorageError, delete_best_effort
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ def reconcile(session: Session, store: ObjectStore, settings: dict[str, Any],
     steps = (
         ("stuck photos", lambda: _stuck_photos(session, store, enqueue, cutoff, report, dry_run)),
         ("staged files", lambda: _staged_files(Path(settings["STAGING_DIR"]), stale, report, dry_run)),
+        ("abandoned chunked uploads", lambda: _abandoned_uploads(settings, report, dry_run)),
         ("unfinished writes", lambda: _unfinished_writes(store, cutoff, report, dry_run)),
         ("orphaned objects", lambda: _orphaned_objects(session, store, cutoff, report, dry_run)),
     )
@@ -108,6 +110,15 @@ def _staged_files(staging: Path, stale: timedelta, report: ReconcileReport, dry_
             report.removed_staged.append(path.name)
             if not dry_run:
                 path.unlink(missing_ok=True)
+
+
+def _abandoned_uploads(settings: dict[str, Any], report: ReconcileReport, dry_run: bool) -> None:
+    """Chunked uploads nobody resumed within UPLOAD_RESUME_HOURS (they are also cleared at each new upload)."""
+    if dry_run:
+        return
+    hours = float(settings["UPLOAD_RESUME_HOURS"])
+    for upload_id in remove_abandoned(Path(settings["STAGING_DIR"]), older_than=hours * 3600):
+        report.removed_staged.append(f"uploads/{upload_id}")
 
 
 def _unfinished_writes(store: ObjectStore, cutoff: datetime, report: ReconcileReport, dry_run: bool) -> None:
