@@ -85,7 +85,8 @@ def test_first_login_upload_and_photo_page(browser: object, running_archive: tup
     page.screenshot(path=str(ARTIFACTS / f"upload-{name}.png"), full_page=True)
     fits_the_screen(page)
     page.get_by_role("button", name="Hochladen", exact=True).click()
-    assert "3 neu archiviert" in page.locator(".summary").inner_text()
+    # Each file goes in its own chunks; the summary appears when the last one is answered.
+    expect(page.locator(".summary")).to_contain_text("3 neu archiviert", timeout=120_000)
     page.screenshot(path=str(ARTIFACTS / f"results-{name}.png"), full_page=True)
     fits_the_screen(page)
 
@@ -98,7 +99,7 @@ def test_first_login_upload_and_photo_page(browser: object, running_archive: tup
     fits_the_screen(page)
 
     page.locator(".tile a").first.click()
-    wait_until_loaded(page, ".photo img")
+    wait_until_loaded(page, ".photo-figure img")
     facts = page.locator(".facts").inner_text()
     assert "Kamera" in facts and "unbekannt" not in facts.split("Kamera")[1].split("\n")[1]
     page.screenshot(path=str(ARTIFACTS / f"photo-{name}.png"), full_page=True)

@@ -83,7 +83,7 @@ def test_drop_describe_publish_then_find_in_english_on_a_phone(scene: Any, conte
     expect(member.locator(".flash").first).to_be_visible()
     photo_url = member.url.removesuffix("/edit")
     deadline = time.monotonic() + 120  # the worker reads the camera's date and makes the images meanwhile
-    while member.locator(".photo img").count() == 0 or "the date the photo was taken" in member.inner_text("main"):
+    while member.locator(".photo-figure img").count() == 0 or "the date the photo was taken" in member.inner_text("main"):
         assert time.monotonic() < deadline, "the photo was never processed"
         time.sleep(1)
         member.goto(photo_url)
@@ -114,7 +114,7 @@ def test_drop_describe_publish_then_find_in_english_on_a_phone(scene: Any, conte
     assert "association=" in visitor.url
     shoot(visitor, "search")
     visitor.locator(".hit a").first.click()
-    wait_until_loaded(visitor, ".photo img")
+    wait_until_loaded(visitor, ".photo-figure img")
     assert visitor.url.split("?")[0] == photo_url
     facts = visitor.locator("main").inner_text()
     for words in ("Photographer", "Mia Müller", "CC BY 4.0", "The arch bridge over the Arroyo Seco"):

@@ -89,11 +89,11 @@ def test_invite_upload_describe_review_publish_and_withdraw_consent(
     mine.get_by_label("Personen auf den Fotos").select_option("consent")
     mine.get_by_label("Minderjährige zu sehen?").select_option("no")
     mine.get_by_role("button", name="Hochladen", exact=True).click()
-    assert "1 neu archiviert" in mine.locator(".summary").inner_text()
+    expect(mine.locator(".summary")).to_contain_text("1 neu archiviert", timeout=120_000)
     mine.get_by_role("link", name="Zu den Fotos von").click()
     expect(mine.locator(".tile img")).to_have_count(1, timeout=60_000)
     mine.locator(".tile a").first.click()
-    wait_until_loaded(mine, ".photo img")
+    wait_until_loaded(mine, ".photo-figure img")
     gaps = mine.locator(".gaps").inner_text()
     assert "eine Lizenz" not in gaps and "der Ort oder die Brücke" in gaps and "Einwilligung" in gaps
 
@@ -141,7 +141,7 @@ def test_invite_upload_describe_review_publish_and_withdraw_consent(
     public = visitor.new_page()
     public.goto(base + "/")
     public.locator(".tile a").first.click()
-    wait_until_loaded(public, ".photo img")
+    wait_until_loaded(public, ".photo-figure img")
     assert "Foto: Paula Pasadena · CC BY 4.0" in public.locator("figcaption").inner_text()
     assert "Colorado Street Bridge, Pasadena" in public.locator(".facts").inner_text()
     assert "GPS" not in public.locator(".facts").inner_text()
