@@ -83,7 +83,8 @@ def test_drop_describe_publish_then_find_in_english_on_a_phone(scene: Any, conte
     expect(member.locator(".flash").first).to_be_visible()
     photo_url = member.url.removesuffix("/edit")
     deadline = time.monotonic() + 120  # the worker reads the camera's date and makes the images meanwhile
-    while member.locator(".photo-figure img").count() == 0 or "the date the photo was taken" in member.inner_text("main"):
+    while (member.locator(".photo-figure img").count() == 0
+           or "the date the photo was taken" in member.inner_text("main")):
         assert time.monotonic() < deadline, "the photo was never processed"
         time.sleep(1)
         member.goto(photo_url)

@@ -140,7 +140,9 @@ def test_invite_upload_describe_review_publish_and_withdraw_consent(
     watch_visitor = Watch(visitor)
     public = visitor.new_page()
     public.goto(base + "/")
-    public.locator(".tile a").first.click()
+    public.locator(".tile a").first.click()  # opens the lightbox, which links to the photo's page
+    expect(public.locator("dialog.lightbox")).to_be_visible()
+    public.get_by_role("link", name="Zur Fotoseite").click()
     wait_until_loaded(public, ".photo-figure img")
     assert "Foto: Paula Pasadena · CC BY 4.0" in public.locator("figcaption").inner_text()
     assert "Colorado Street Bridge, Pasadena" in public.locator(".facts").inner_text()
