@@ -64,7 +64,7 @@ def tables() -> list[Table]:
     return list(db.metadata.sorted_tables)
 
 
-def _encode(column: Any, value: Any) -> Any:
+def _encode(value: Any) -> Any:
     if value is None:
         return None
     if isinstance(value, datetime | date):
@@ -93,7 +93,7 @@ def _rows(session: Session, table: Table) -> Iterator[dict[str, Any]]:
     order = list(table.primary_key.columns) or list(table.columns)
     result = session.execute(select(table).order_by(*order).execution_options(yield_per=BATCH))
     for row in result.mappings():
-        yield {column.name: _encode(column, row[column.name]) for column in table.columns}
+        yield {column.name: _encode(row[column.name]) for column in table.columns}
 
 
 def _revision(session: Session) -> str | None:

@@ -245,16 +245,6 @@ class Added:
     refused: list[tuple[Photo, str, str]] = field(default_factory=list)  # photo, reason de, reason en
     missing: list[int] = field(default_factory=list)  # numbers no photo has
 
-    def summary(self) -> str:
-        parts = [f"{len(self.added)} Foto{'' if len(self.added) == 1 else 's'} hinzugefügt"]
-        if self.already:
-            parts.append(f"{len(self.already)} war{'' if len(self.already) == 1 else 'en'} schon in der Ausstellung")
-        for photo, reason, _en in self.refused:
-            parts.append(f"„{photo.display_title}“ (Nr. {photo.id}) {reason}")
-        if self.missing:
-            parts.append("diese Nummern gibt es nicht: " + ", ".join(str(n) for n in self.missing))
-        return "; ".join(parts) + "."
-
 
 def add_photos(session: Session, exhibition: Exhibition, photos: Iterable[Photo], actor: User,
                source: str = "") -> Added:

@@ -68,7 +68,7 @@ from .models import (
 )
 from .spreadsheets import spreadsheet_safe
 from .storage import ObjectNotFound, ObjectStore, StorageError, StorageUnavailable, delete_best_effort
-from .workflow import LICENCES, attribution, publication_gaps
+from .workflow import LICENCES, attribution, publication_gaps, status_de
 
 log = logging.getLogger(__name__)
 
@@ -388,18 +388,12 @@ def _entry(number: int, item: ExhibitionItem, language: str, required: tuple[Con
         extension=EXTENSIONS.get(photo.format, photo.format), preview_key=preview.key if preview else None,
         thumb_key=thumb.key if thumb else None)
     if photo.status != PhotoStatus.PUBLISHED:
-        entry.reason_de = f"nicht veröffentlicht (Status: {_status_de(photo.status)})"
+        entry.reason_de = f"nicht veröffentlicht (Status: {status_de(photo.status)})"
         entry.reason_en = f"not published (status: {photo.status.value.replace('_', ' ')})"
     elif gaps := list({gap.field: gap for scope in required for gap in publication_gaps(photo, scope)}.values()):
         entry.reason_de = "für den Druck fehlt: " + "; ".join(g.de for g in gaps)
         entry.reason_en = "missing for print: " + "; ".join(g.en for g in gaps)
     return entry
-
-
-def _status_de(status: PhotoStatus) -> str:
-    from .views import status_label as photo_status_label
-
-    return photo_status_label(status, "de")  # the German column of a file, whatever language a page has
 
 
 def _attribution(photo: Photo, language: str) -> str:
@@ -1090,7 +1084,7 @@ def write_contact_sheet(out: BinaryIO, context: _PdfContext, exhibition: Exhibit
             canvas.setFillColor(RED)
             canvas.setFont(bold, 7)
             canvas.drawString(x + 4, y - 14, context.t("nicht veröffentlicht", "not published") + " · "
-                              + context.t(_status_de(PhotoStatus(entry.status)),
+                              + context.t(status_de(PhotoStatus(entry.status)),
                                           entry.status.replace("_", " ")))
         if index == per_page - 1 or count == len(entries):
             _footer(canvas, context, exhibition)

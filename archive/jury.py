@@ -441,7 +441,6 @@ class Closing:
     missing_votes: int
     unscored: int
     tied: int  # photos that shared the score at the boundary of a count rule (0: no tie there)
-    message: str
 
 
 def close_round(session: Session, jury_round: JuryRound, actor: User, rule: str, value: float) -> Closing:
@@ -493,16 +492,7 @@ def close_round(session: Session, jury_round: JuryRound, actor: User, rule: str,
                  rule=rule, value=float(value), selected=len(chosen_ids), pool=len(ranked), missing_votes=missing,
                  unscored=unscored, tied=tied, photos=sorted(chosen_ids))
     session.commit()
-    parts = [f"Runde „{jury_round.name}“ abgeschlossen: {len(chosen_ids)} von {len(ranked)} Fotos ausgewählt."]
-    if missing:
-        parts.append(f"{missing} Stimme{'' if missing == 1 else 'n'} fehlte{'' if missing == 1 else 'n'}.")
-    if unscored:
-        parts.append(f"{unscored} Foto{' hatte' if unscored == 1 else 's hatten'} keine Stimme und "
-                     f"{'wurde' if unscored == 1 else 'wurden'} nicht ausgewählt.")
-    if tied:
-        parts.append(f"An der Grenze hatten {tied} Fotos denselben Wert; entschieden hat die Zahl der Stimmen, "
-                     "dann die Foto-Nr. (ältere zuerst).")
-    return Closing(len(chosen_ids), missing, unscored, tied, " ".join(parts))
+    return Closing(len(chosen_ids), missing, unscored, tied)
 
 
 # --------------------------------------------------------------------------------------------------------------------

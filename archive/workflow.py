@@ -218,7 +218,7 @@ def transition(session: Session, photo: Photo, action: str, actor: User | None, 
     if photo.status not in sources:
         de, en = ACTION_PARTICIPLES[action]
         raise Refusal("wrong_state",
-                      f"„{photo.display_title}“ ist {_status_de(photo.status)} und kann nicht {de} werden.",
+                      f"„{photo.display_title}“ ist {status_de(photo.status)} und kann nicht {de} werden.",
                       f"'{photo.display_title}' is {photo.status.value.replace('_', ' ')} and cannot be {en}.",
                       status=409)
     reason = reason.strip()
@@ -239,7 +239,8 @@ def transition(session: Session, photo: Photo, action: str, actor: User | None, 
     return photo
 
 
-def _status_de(status: PhotoStatus) -> str:
+def status_de(status: PhotoStatus) -> str:
+    """A status in German whatever the page's language: for the German half of a refusal or a German file column."""
     from .views import status_label
 
     return status_label(status, "de")

@@ -250,7 +250,7 @@ def close(round_id: int) -> Any:
 
 
 def _closing_message(found: JuryRound, outcome: jury.Closing) -> str:
-    """What closing did, in the page's language (archive.jury's own message is German)."""
+    """What closing did, in the page's language."""
     parts = [ngettext("Runde „%(name)s“ abgeschlossen: %(selected)d von %(num)d Foto ausgewählt.",
                       "Runde „%(name)s“ abgeschlossen: %(selected)d von %(num)d Fotos ausgewählt.",
                       len(found.photos), name=found.name, selected=outcome.selected)]

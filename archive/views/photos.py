@@ -54,7 +54,7 @@ def detail(photo_id: int) -> Any:
     return render_template("photos/detail.html", photo=photo, processing=being_processed(photo, _fresh_since()),
                            manage=manage, actions=actions, associations=associations,
                            gaps=workflow.publication_gaps(photo) if manage else [],
-                           attribution=workflow.attribution(photo), licence=workflow.LICENCES.get(photo.licence),
+                           licence=workflow.LICENCES.get(photo.licence),
                            more_place=more_from_place(db.session, photo) if public else [],
                            more_association=more_from_association(db.session, photo) if public else [])
 

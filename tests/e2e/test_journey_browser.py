@@ -17,6 +17,7 @@ from playwright.sync_api import expect
 
 from tests.e2e.test_accessibility import contexts, scene  # noqa: F401 (fixtures: one archive, its people)
 from tests.e2e.test_browser import ARTIFACTS, browser, fits_the_screen, wait_until_loaded  # noqa: F401
+from tests.e2e.test_workflow_browser import Watch
 
 DROP = """async files => {
   const data = new DataTransfer();
@@ -31,16 +32,6 @@ DROP = """async files => {
 }"""
 
 
-class Watch:
-    """Console errors, uncaught errors (CSP violations among them) and failed responses of one page."""
-
-    def __init__(self, page: Any) -> None:
-        self.problems: list[str] = []
-        page.on("console", lambda m: self.problems.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: self.problems.append(str(e)))
-        page.on("response", lambda r: self.problems.append(f"{r.status} {r.url}") if r.status >= 400 else None)
-
-
 def shoot(page: Any, name: str) -> None:
     fits_the_screen(page)
     page.screenshot(path=str(ARTIFACTS / f"journey-{name}.png"), full_page=True)
@@ -49,8 +40,9 @@ def shoot(page: Any, name: str) -> None:
 def test_drop_describe_publish_then_find_in_english_on_a_phone(scene: Any, contexts: Any,  # noqa: F811
                                                                corpus: Path) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
-    member = contexts("member", "en", "phone").new_page()
-    watch_member = Watch(member)
+    member_context = contexts("member", "en", "phone")
+    watch_member = Watch(member_context)
+    member = member_context.new_page()
 
     # Three files dropped at once: two camera photos and a PDF that calls itself a JPEG.
     member.goto(scene.base + "/upload")
@@ -91,8 +83,9 @@ def test_drop_describe_publish_then_find_in_english_on_a_phone(scene: Any, conte
     shoot(member, "photo-member")
 
     # A curator publishes it from the review queue, in German at a desk.
-    curator = contexts("curator", "de", "desktop").new_page()
-    watch_curator = Watch(curator)
+    curator_context = contexts("curator", "de", "desktop")
+    watch_curator = Watch(curator_context)
+    curator = curator_context.new_page()
     curator.goto(scene.base + "/curate")
     curator.get_by_label("„Colorado Street Bridge at dusk“ auswählen").check()
     curator.get_by_role("button", name="Veröffentlichen …").click()
@@ -100,8 +93,9 @@ def test_drop_describe_publish_then_find_in_english_on_a_phone(scene: Any, conte
     assert "1 veröffentlicht" in curator.locator(".flash").first.inner_text()
 
     # A visitor from Pasadena, in English on a phone: search, narrow by the association, open the photo.
-    visitor = contexts("visitor", "en", "phone").new_page()
-    watch_visitor = Watch(visitor)
+    visitor_context = contexts("visitor", "en", "phone")
+    watch_visitor = Watch(visitor_context)
+    visitor = visitor_context.new_page()
     deadline = time.monotonic() + 60
     while True:
         visitor.goto(scene.base + "/search?q=Arroyo")
