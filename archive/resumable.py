@@ -264,8 +264,8 @@ def remove_abandoned(staging_dir: Path, older_than: float = EXPIRE_SECONDS, now:
                 for path in paths:
                     path.unlink(missing_ok=True)
                 removed.append(stem)
-        with contextlib.suppress(OSError):
-            folder.rmdir()  # only when empty
+        # The person's (possibly empty) folder stays: another request may have just made it for a new upload,
+        # between its mkdir and its first file, and removing it there would fail that upload.
     return sorted(removed)
 
 

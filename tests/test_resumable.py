@@ -301,3 +301,16 @@ def test_reconcile_removes_uploads_nobody_resumed(app: Flask, client: FlaskClien
     assert f"uploads/{url.rsplit('/', 1)[1]}" in json.loads(result.output.strip().splitlines()[-1])["removed_staged"]
     assert leftovers(app) == []
     assert client.get(url, headers=JSON).status_code == 404
+
+
+def test_cleaning_up_never_pulls_the_folder_from_under_an_upload_being_created(app: Flask) -> None:
+    """Two files start at once: one request has made the person's folder and not yet its first file while the
+    other cleans up abandoned uploads. The folder must still be there for the first."""
+    staging = Path(app.config["STAGING_DIR"])
+    uploads = ResumableUploads(staging, max_bytes=10_000)
+    folder = staging / "uploads" / "7"
+    folder.mkdir(parents=True)  # what create() has done so far
+    remove_abandoned(staging)  # the other request
+    assert folder.is_dir()
+    upload = uploads.create(7, "bruecke.jpg", 100, association_id=1)
+    assert uploads.get(7, upload.id).received == 0
