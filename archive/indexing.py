@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
+from .faults import crash_point
 from .models import Association, OutboxEvent, Photo, PhotoStatus
 from .search import SearchDoc, SearchIndex, SearchUnavailable, Viewer
 
@@ -83,6 +84,7 @@ def apply_outbox(session: Session, index: SearchIndex, batch: int = BATCH) -> in
         ids = sorted({e.photo_id for e in events if e.photo_id is not None})
         photos = _load(session, ids)
         index.apply(((i, doc_for(photos[i]) if i in photos else None) for i in ids), position=events[-1].id)
+        crash_point("indexing.applied")
         applied += len(events)
         session.rollback()  # end the read transaction: the next batch sees newer commits
 

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from . import media
 from .errors import Refusal, Unavailable, database_unavailable
+from .faults import crash_point
 from .models import DATABASE_UNAVAILABLE, Association, AuditEvent, Photo, PhotoStatus, User
 from .storage import ObjectStore, StorageError, content_key
 
@@ -138,6 +139,7 @@ class Ingest:
             staged = stage(stream, Path(self.settings["STAGING_DIR"]), int(self.settings["MAX_UPLOAD_BYTES"]))
         except Refusal as refusal:
             return IngestResult("refused", filename, refusal=refusal)
+        crash_point("ingest.staged")
         try:
             return self._archive(staged, filename, association, uploader)
         except Refusal as refusal:
@@ -164,6 +166,7 @@ class Ingest:
         except StorageError as error:
             log.warning("storing %s failed: %s", key, error)
             raise _store_down() from error
+        crash_point("ingest.stored")
 
         photo = Photo(
             association_id=association.id,
@@ -197,6 +200,7 @@ class Ingest:
             # once it is old enough and still unreferenced.
             self.session.rollback()
             raise
+        crash_point("ingest.recorded")
 
         try:
             self.enqueue(photo.id)

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from . import media
+from .faults import crash_point
 from .metadata import PhotoMetadata, read_metadata
 from .models import AuditEvent, Derivative, OutboxEvent, Photo, PhotoStatus, Tag, utcnow
 from .storage import ObjectNotFound, ObjectStore, delete_best_effort
@@ -75,6 +76,7 @@ def process_photo(photo_id: int, session: Session, store: ObjectStore, settings:
     for rendition in renditions:
         key = derivative_key(photo.sha256, rendition.size, rendition.fmt, digests[rendition.size, rendition.fmt])
         store.put_bytes(key, rendition.data, rendition.mime)
+    crash_point("processing.derivatives_stored")
     # People may have edited the photo while its images were made (the upload form's rights, a quick title):
     # the row's version then no longer matches. Load it again and apply our part to what they saved.
     for _attempt in range(5):
@@ -88,6 +90,7 @@ def process_photo(photo_id: int, session: Session, store: ObjectStore, settings:
                 return None  # removed meanwhile; reconcile deletes the images no row points to
     else:
         raise RuntimeError(f"photo {photo_id} kept changing while its images were recorded")
+    crash_point("processing.recorded")
     delete_best_effort(store, replaced)
     return photo
 
