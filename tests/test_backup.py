@@ -131,3 +131,42 @@ def test_backup_refuses_a_folder_that_is_not_empty(app: Flask, tmp_path: Path) -
     result = _cli(app, "backup", str(folder))
     assert result.exit_code != 0 and "nicht leer" in result.output
     assert (folder / "etwas.txt").read_text() == "x"
+
+
+def test_a_sqlite_archive_moves_to_postgresql_and_back(app: Flask, client: Any, people: dict[str, Any],
+                                                        tmp_path: Path, pg_url: str) -> None:
+    """The backup is the way from the embedded SQLite to a PostgreSQL server: every row arrives unchanged, the
+    sequences continue after the restored ids, and a backup taken there restores into SQLite again."""
+    ids = _an_archive(client, people)
+    first = tmp_path / "von-sqlite"
+    assert _cli(app, "backup", str(first), "--with-objects").exit_code == 0
+
+    on_postgres = create_app_on(tmp_path / "pg", DATABASE_URL=pg_url)
+    result = _cli(on_postgres, "restore", str(first))
+    assert result.exit_code == 0, result.output
+    assert _all_rows(on_postgres) == _all_rows(app)
+    found = on_postgres.test_client().get("/api/v1/search", query_string={"q": "Rhein"}).get_json()
+    assert [hit["id"] for hit in found["hits"]] == [ids[0]]
+    member = on_postgres.test_client()
+    login(member, "mia")
+    assert member.get("/photos").status_code == 200
+    with on_postgres.app_context():
+        db.session.add(Association(slug="neu", name="Neu", partner_city="Neustadt"))
+        db.session.commit()  # a sequence left behind the restored ids would collide here
+        db.session.delete(db.session.scalar(select(Association).where(Association.slug == "neu")))
+        db.session.commit()
+
+    second = tmp_path / "von-postgres"
+    assert _cli(on_postgres, "backup", str(second), "--with-objects").exit_code == 0
+    on_postgres_rows = _all_rows(on_postgres)  # the login above added a session
+    with on_postgres.app_context():
+        db.engine.dispose()
+    back = _fresh_app(tmp_path / "wieder-sqlite")
+    assert _cli(back, "restore", str(second)).exit_code == 0
+    assert _all_rows(back) == on_postgres_rows
+
+
+def create_app_on(folder: Path, **settings: Any) -> Flask:
+    from archive import create_app
+
+    return create_app(settings_for(folder, **settings))

@@ -1,9 +1,11 @@
-"""The migrations build exactly the schema the models describe, and go down and up again cleanly."""
+"""The migrations build exactly the schema the models describe, and go down and up again cleanly, on SQLite and
+on a real PostgreSQL server."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
@@ -20,8 +22,14 @@ def _differences() -> list[object]:
         return compare_metadata(context, db.metadata)
 
 
-def test_migrations_match_the_models_and_round_trip(tmp_path: Path) -> None:
-    app = create_app(settings_for(tmp_path))
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Empty: the embedded SQLite file; otherwise a fresh database on the session's PostgreSQL server."""
+    return "" if request.param == "sqlite" else str(request.getfixturevalue("pg_url"))
+
+
+def test_migrations_match_the_models_and_round_trip(tmp_path: Path, database_url: str) -> None:
+    app = create_app(settings_for(tmp_path, DATABASE_URL=database_url))
     with app.app_context():
         folder = app.extensions["migrate"].directory
         upgrade(directory=folder)

@@ -8,7 +8,10 @@ Load it from the main conftest with ``pytest_plugins = ["tests.servers.fixtures"
 - ``s3_config`` (function): a new empty bucket and the ARCHIVE-style settings dict that points at it
   (STORAGE="s3", S3_*); the bucket and everything in it is removed after the test.
 
-Tests that use these fixtures get the ``s3`` marker, so ``-m "not s3"`` leaves them out.
+- ``pg_server`` (session) and ``pg_url`` (function): a real PostgreSQL server (tests/servers/postgres.py) and a
+  fresh empty database on it, dropped after the test; or the server named by BRUCKEN_TEST_PG_URL.
+
+Tests that use these fixtures get the ``s3`` or ``postgres`` marker, so ``-m "not s3"`` leaves them out.
 """
 
 from __future__ import annotations
@@ -23,9 +26,12 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from tests.servers.postgres import ENV_URL as PG_ENV_URL
+from tests.servers.postgres import PostgresServer
 from tests.servers.radosgw import RadosGateway, S3Server, server_from_environment
 
 S3_FIXTURES = ("s3_server", "s3_config")
+PG_FIXTURES = ("pg_server", "pg_url")
 _SESSION = boto3.session.Session()  # caches the service models; used from the main thread only
 
 
@@ -33,6 +39,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if any(name in getattr(item, "fixturenames", ()) for name in S3_FIXTURES):
             item.add_marker(pytest.mark.s3)
+        if any(name in getattr(item, "fixturenames", ()) for name in PG_FIXTURES):
+            item.add_marker(pytest.mark.postgres)
 
 
 def s3_settings(server: S3Server, bucket: str) -> dict[str, Any]:
@@ -134,3 +142,68 @@ def s3_config(s3_server: S3Server) -> Iterator[dict[str, Any]]:
     finally:
         empty_and_remove_bucket(client, bucket)
         client.close()
+
+
+class _ExternalPostgres:
+    """A PostgreSQL server someone else runs (BRUCKEN_TEST_PG_URL); databases are made and dropped on it."""
+
+    def __init__(self, url: str) -> None:
+        from sqlalchemy.engine import make_url
+
+        self._url = make_url(url)
+
+    def _admin(self) -> Any:
+        from sqlalchemy import create_engine
+
+        return create_engine(self._url, isolation_level="AUTOCOMMIT")
+
+    def create_database(self) -> str:
+        from sqlalchemy import text
+
+        name = f"test_{uuid.uuid4().hex[:12]}"
+        engine = self._admin()
+        with engine.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        engine.dispose()
+        return self._url.set(database=name).render_as_string(hide_password=False)
+
+    def drop_database(self, name: str) -> None:
+        from sqlalchemy import text
+
+        engine = self._admin()
+        with engine.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[Any]:
+    """The PostgreSQL server for this test session (started once, stopped by pid at the end)."""
+    import os
+
+    external = os.environ.get(PG_ENV_URL, "").strip()
+    if external:
+        yield _ExternalPostgres(external)
+        return
+    server = PostgresServer()
+    problem = ""
+    try:
+        server.start()
+    except RuntimeError as exc:
+        problem = str(exc)
+    if problem:
+        pytest.fail(problem, pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server: Any) -> Iterator[str]:
+    """The URL of a new, empty database on the session's PostgreSQL server; dropped after the test."""
+    from sqlalchemy.engine import make_url
+
+    url = pg_server.create_database()
+    yield url
+    pg_server.drop_database(str(make_url(url).database))
