@@ -8,12 +8,15 @@ section 8) on an app's real services, independently of the code that is supposed
 * I3: every object under ``originals/`` and ``derivatives/`` belongs to a row (call it after ``reconcile``
   with a zero grace period; ``orphans_allowed`` relaxes this for checks taken mid-way).
 * I4: after the outbox is applied, the index holds exactly what the database says (``indexing.compare``).
-* I5: no file is left on the staging disk.
+* I5: no file is left on the staging disk, except the records of finished chunked uploads, which
+  archive/resumable.py keeps on purpose for a while (a client whose connection dropped during the last chunk
+  learns its result from them).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 from flask import Flask
@@ -62,8 +65,19 @@ def problems(app: Flask, *, orphans_allowed: bool = False, index: bool = True) -
     staging = Path(app.config["STAGING_DIR"])
     if staging.exists():
         found.extend(f"I5: file left on the staging disk: {path.relative_to(staging)}"
-                     for path in staging.rglob("*") if path.is_file())
+                     for path in staging.rglob("*") if path.is_file() and not _finished_upload_record(path))
     return found
+
+
+def _finished_upload_record(path: Path) -> bool:
+    """``<id>.json`` of a chunked upload that holds its result, or that upload's ``<id>.lock``."""
+    record = path.with_suffix(".json")
+    if path.suffix not in (".json", ".lock") or not record.is_file():
+        return False
+    try:
+        return json.loads(record.read_text()).get("result") is not None
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def assert_consistent(app: Flask, *, orphans_allowed: bool = False, index: bool = True) -> None:

@@ -26,11 +26,17 @@ def test_a_clean_archive_passes_and_every_kind_of_damage_is_named(
     derivative = photo.derivatives[0].key
     store.delete(derivative)
     store.put_bytes("originals/ff/ff/" + "f" * 64, b"nobody's", "image/jpeg")
-    (Path(app.config["STAGING_DIR"]) / "upload-left.part").write_bytes(b"half")
+    staging = Path(app.config["STAGING_DIR"])
+    (staging / "upload-left.part").write_bytes(b"half")
+    (staging / "7").mkdir()
+    (staging / "7" / "ab.json").write_text('{"result": {"outcome": "archived"}}')  # kept on purpose for a while
+    (staging / "7" / "ab.lock").touch()
+    (staging / "7" / "cd.json").write_text('{"result": null}')
     found = problems(app)
     assert f"I1: photo {photo_id}: derivative {derivative} is missing" in found
     assert "I3: object originals/ff/ff/" + "f" * 64 + " belongs to no row" in found
     assert "I5: file left on the staging disk: upload-left.part" in found
+    assert [p for p in found if "staging disk: 7/" in p] == ["I5: file left on the staging disk: 7/cd.json"]
     assert not [p for p in problems(app, orphans_allowed=True) if p.startswith("I3")]
 
     store.delete(photo.original_key)
