@@ -63,6 +63,16 @@ def init_app(app: Flask) -> None:
     for kind in DATABASE_UNAVAILABLE:
         app.register_error_handler(kind, _database)
 
+    @app.errorhandler(OSError)
+    def _disk_full(error: OSError) -> Any:
+        # A request body spooled to the staging disk (archive/upload_stream.py) while that disk fills up: the
+        # person is told in words and may try again; anything else about files stays a 500 (a bug to see).
+        from .ingest import disk_full, staging_full
+
+        if not disk_full(error):
+            raise error
+        return _answer(staging_full(error))
+
     @app.errorhandler(StaleDataError)
     def _changed_meanwhile(_error: StaleDataError) -> Any:
         from .models import db

@@ -90,11 +90,12 @@ def apply_outbox(session: Session, index: SearchIndex, batch: int = BATCH) -> in
 
 
 def _readable(index: SearchIndex) -> bool:
+    """Opens, and no reader found it unreadable: a garbled segment may open fine and fail only when searched."""
     try:
         index.position()
     except SearchUnavailable:
         return False
-    return index.exists()
+    return index.exists() and not index.damaged()
 
 
 def _all_docs(session: Session) -> Iterator[SearchDoc]:

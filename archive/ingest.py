@@ -7,6 +7,7 @@ derivative exists. Every way out removes the staged file; a refusal leaves no ro
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -70,8 +71,36 @@ def _megabytes(n: int) -> str:
     return f"{n / 1_000_000:.0f} MB"
 
 
+def disk_full(error: OSError) -> bool:
+    return error.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def staging_full(error: OSError) -> Unavailable:
+    """The staging disk (or the quota on it) is full: nothing of the file was kept. An operator has to act (free
+    space, a bigger disk), so it is logged as an error; the person may simply try again later."""
+    log.error("the staging disk is full: %s", error)
+    return Unavailable(
+        "staging_full",
+        "Der Platz für ankommende Dateien ist gerade voll. Es wurde nichts gespeichert. Bitte versuchen Sie es "
+        "später noch einmal, und sagen Sie der Verwaltung des Archivs Bescheid, wenn es so bleibt.",
+        "The space for incoming files is full right now. Nothing was saved. Please try again later, and tell the "
+        "archive's administrators if it stays like this.",
+        retry_after=300,
+    )
+
+
 def stage(stream: BinaryIO, staging_dir: Path, max_bytes: int) -> Staged:
-    """Copy the upload to a private staging file while hashing and counting; stop at the size limit."""
+    """Copy the upload to a private staging file while hashing and counting; stop at the size limit. A full
+    staging disk is a 503 (``staging_full``), with the partial file removed."""
+    try:
+        return _stage(stream, staging_dir, max_bytes)
+    except OSError as error:
+        if disk_full(error):
+            raise staging_full(error) from error
+        raise
+
+
+def _stage(stream: BinaryIO, staging_dir: Path, max_bytes: int) -> Staged:
     staging_dir.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
     size = 0

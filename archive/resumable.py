@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO
 
 from .errors import Refusal, Unavailable
+from .ingest import disk_full, staging_full
 
 CHUNK_SIZE = 4 * 1024 * 1024  # what clients are told to send at once: a few MB survive a slow phone connection
 READ = 256 * 1024
@@ -164,7 +165,12 @@ class ResumableUploads:
             raise Refusal("bad_sha256", "Die Prüfsumme (SHA-256) muss aus 64 Hex-Zeichen bestehen.",
                           "The checksum (SHA-256) must be 64 hex characters.", status=400)
         folder = self._folder(owner_id)
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            if disk_full(error):
+                raise staging_full(error) from error
+            raise
         if sum(1 for _ in folder.glob("*.part")) >= MAX_OPEN_PER_PERSON:
             raise Refusal("too_many_uploads",
                           f"Sie haben schon {MAX_OPEN_PER_PERSON} unfertige Dateien. Bitte schließen Sie diese ab "
@@ -174,9 +180,16 @@ class ResumableUploads:
         upload = Upload(id=secrets.token_hex(16), owner_id=owner_id, filename=filename[:255], size=size,
                         association_id=association_id, sha256=sha256, defaults=dict(defaults or {}),
                         created=time.time())
-        part, _meta = self._paths(owner_id, upload.id)
-        part.touch()
-        self._write(upload)
+        part, meta = self._paths(owner_id, upload.id)
+        try:
+            part.touch()
+            self._write(upload)
+        except OSError as error:
+            part.unlink(missing_ok=True)
+            meta.with_suffix(".json.tmp").unlink(missing_ok=True)
+            if disk_full(error):
+                raise staging_full(error) from error
+            raise
         return upload
 
     def get(self, owner_id: int, upload_id: str) -> Upload:
@@ -185,7 +198,8 @@ class ResumableUploads:
     def append(self, owner_id: int, upload_id: str, offset: int, stream: BinaryIO, *,
                length: int | None = None) -> Upload:
         """Adds a chunk at ``offset``. Bytes that arrived before the connection dropped are kept: the next
-        ``get`` tells how far it got. A chunk past the announced size is refused and not kept."""
+        ``get`` tells how far it got. A chunk past the announced size is refused and not kept, and so is a chunk
+        that does not fit on the staging disk (503 ``staging_full``: the same chunk can be sent again later)."""
         with self._locked(owner_id, upload_id):
             upload = self._read(owner_id, upload_id)
             if upload.complete or offset != upload.received:
@@ -193,16 +207,21 @@ class ResumableUploads:
             if length is not None and offset + length > upload.size:
                 raise _more_than_announced(upload.size)
             part, _meta = self._paths(owner_id, upload_id)
-            with part.open("r+b") as out:
+            # Unbuffered: a write that fails leaves nothing in a buffer that closing the file would write again.
+            with part.open("r+b", buffering=0) as out:
                 out.seek(offset)
                 try:
                     while data := stream.read(READ):
                         if out.tell() + len(data) > upload.size:
                             out.truncate(offset)
                             raise _more_than_announced(upload.size)
-                        out.write(data)
+                        _write_all(out, data)
+                except OSError as error:
+                    if not disk_full(error):
+                        raise
+                    out.truncate(offset)  # give the space back; the offset stays where the chunk began
+                    raise staging_full(error) from error
                 finally:
-                    out.flush()
                     os.fsync(out.fileno())
             upload.received = part.stat().st_size
             return upload
@@ -267,6 +286,14 @@ def remove_abandoned(staging_dir: Path, older_than: float = EXPIRE_SECONDS, now:
         # The person's (possibly empty) folder stays: another request may have just made it for a new upload,
         # between its mkdir and its first file, and removing it there would fail that upload.
     return sorted(removed)
+
+
+def _write_all(out: BinaryIO, data: bytes) -> None:
+    """An unbuffered write may write less than asked (a disk filling up); the rest goes in further writes."""
+    view = memoryview(data)
+    while view:
+        written = out.write(view)
+        view = view[written or 0:]
 
 
 def _sha256(path: Path) -> str:

@@ -11,6 +11,8 @@ folder itself may be a mount point or hold a ``.gitkeep``, so it is never replac
     gen-000007-1a2b3c4d/  a complete Whoosh index; the previous generation is kept for readers still open on it
     .tmp-*/        a rebuild in progress (a crashed one is removed by the next rebuild)
     .swap.lock     serialises create() and rebuild() across processes
+    DAMAGED        written by a reader that found the live generation unreadable (its name inside): the writer then
+                   rebuilds even though the index still opens (a garbled segment may only fail when searched)
 
 How a search runs, and why (measured: Whoosh scoring every hit in Python is what makes it slow at 100 000 photos):
 which photos match, the total, the facet counts and the date orders come from bitmasks (Python ints, one bit per
@@ -1364,6 +1366,25 @@ class SearchIndex:
         name = self._current()
         return name is not None and whoosh_index.exists_in(str(self.index_dir / name))
 
+    def damaged(self) -> bool:
+        """True when a reader found the live generation unreadable (see ``_reading``); a rebuild clears it."""
+        try:
+            marked = (self.index_dir / "DAMAGED").read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            return False
+        return marked != "" and marked == self._current()
+
+    def _mark_damaged(self) -> None:
+        """Tell the writer (another process, usually) that this generation must be rebuilt. Best effort: a reader
+        that cannot even write this still answers 503, and the writer finds what it can itself."""
+        with contextlib.suppress(Exception):
+            name = self._current()
+            if name is None:
+                return
+            marker = self.index_dir / f".DAMAGED-{uuid.uuid4().hex[:8]}"
+            marker.write_text(name + "\n", encoding="ascii")
+            os.replace(marker, self.index_dir / "DAMAGED")
+
     def create(self) -> None:
         """An empty index at position 0, unless one exists already (idempotent, safe from several processes)."""
         self.index_dir.mkdir(parents=True, exist_ok=True)
@@ -1447,6 +1468,7 @@ class SearchIndex:
             shutil.rmtree(temporary, ignore_errors=True)
             raise
         self._point_to(name)
+        (self.index_dir / "DAMAGED").unlink(missing_ok=True)  # it named an older generation
         for old in self.index_dir.glob("gen-*"):
             if old.name not in (name, previous):
                 shutil.rmtree(old, ignore_errors=True)
@@ -1566,6 +1588,7 @@ class SearchIndex:
                 raise
             except Exception as error:
                 self._drop()
+                self._mark_damaged()
                 # the traceback as text: a kept LogRecord must not keep Whoosh's open files alive (see _release)
                 logger.error("search index in %s unreadable:\n%s", self.index_dir,
                              "".join(traceback.format_exception(error)))

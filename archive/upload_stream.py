@@ -24,7 +24,13 @@ class _CappedFile:
     def write(self, data: bytes) -> int:
         if self._room > 0:
             kept = data[: self._room]
-            self._handle.write(kept)
+            try:
+                self._handle.write(kept)
+            except OSError:
+                # A full staging disk: the request fails (errors_web answers 503); give the space back now,
+                # not whenever the half-written file is collected.
+                self._handle.close()
+                raise
             self._room -= len(kept)
         return len(data)
 
