@@ -58,6 +58,21 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MAX_PIXELS", 200_000_000, "Largest image accepted, in pixels (width × height); guards against bombs."),
     Setting("JPEG_QUALITY", 85, "JPEG quality of thumbnails and previews."),
     Setting("WEBP_QUALITY", 80, "WebP quality of thumbnails and previews."),
+    Setting(
+        "DECODE_MEMORY_MB",
+        1536,
+        "Memory (MB) that reading one photo's metadata, or making its thumbnails and previews, may use; each runs "
+        "in a process of its own that is stopped beyond this. A 50-megapixel photo needs up to 800 (WebP; HEIC "
+        "450, JPEG 50). A photo that needs more fails with a message; one whose metadata needs more is archived "
+        "without it.",
+    ),
+    Setting(
+        "DECODE_SECONDS",
+        60,
+        "Seconds (wall clock, and processor time) that reading one photo's metadata, or making its thumbnails and "
+        "previews, may take before it is stopped. A 50-megapixel photo takes 1-6. Beyond the limit the photo "
+        "fails with a message, or is archived without its metadata.",
+    ),
     # --- background jobs ----------------------------------------------------------------------------
     Setting("QUEUE", "sqlite", "Job queue: 'sqlite' (embedded), 'redis', or 'immediate' (run jobs at once; tests)."),
     Setting("QUEUE_PATH", "", "SQLite file of the embedded queue. Empty: INSTANCE_DIR/jobs.sqlite."),

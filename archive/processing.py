@@ -1,5 +1,11 @@
 """Step 6 of a photo's flow, run by the job worker: read the metadata, make the derivatives,
-store them, and move the photo on. Idempotent: running it twice gives the same rows and objects."""
+store them, and move the photo on. Idempotent: running it twice gives the same rows and objects.
+
+Both steps decode untrusted bytes, so each runs in a child process of its own with DECODE_MEMORY_MB and
+DECODE_SECONDS as limits (``archive.sandbox``): a file that makes a decoder hang, crash or ask for gigabytes
+costs that child, never the worker. Metadata the limits stop is left out (the photo is archived without it and
+``metadata_warnings`` says why); a photo whose derivatives they stop fails with the reason, once, since the
+same file would be stopped again."""
 
 from __future__ import annotations
 
@@ -13,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from . import media
+from . import media, sandbox
 from .faults import crash_point
 from .metadata import PhotoMetadata, read_metadata
 from .models import AuditEvent, Derivative, OutboxEvent, Photo, PhotoStatus, Tag, utcnow
@@ -57,17 +63,29 @@ def process_photo(photo_id: int, session: Session, store: ObjectStore, settings:
             return photo
         local.flush()
         path = Path(local.name)
-        meta = read_metadata(path) if first_time else None
+        limits = decode_limits(settings)
+        meta = _read_metadata_limited(photo, path, limits) if first_time else None
         try:
-            renditions = media.make_derivatives(
+            renditions = sandbox.run(
+                media.make_derivatives,
                 path,
+                limits=limits,
                 max_pixels=int(settings["MAX_PIXELS"]),
                 jpeg_quality=int(settings["JPEG_QUALITY"]),
                 webp_quality=int(settings["WEBP_QUALITY"]),
             )
-        except media.MediaError as error:
-            _fail(session, photo, first_time, f"Aus dieser Datei lässt sich kein Bild erzeugen ({error}).",
-                  f"No image can be made from this file ({error}).")
+        except (sandbox.SandboxMemoryError, sandbox.SandboxTimeout, sandbox.SandboxCrashed) as error:
+            _fail(session, photo, first_time, *_stopped_reason(error, limits))
+            return photo
+        except sandbox.SandboxRaised as error:
+            if not isinstance(error.original, media.MediaError):
+                # Not the file's fault but ours (a bug, a library surprise): raise, so the job is retried
+                # (processing_attempts bounds that) and the traceback reaches the log.
+                log.error("making the derivatives of photo %s failed:\n%s", photo.id, error.remote_traceback)
+                raise
+            reason = error.exc_message
+            _fail(session, photo, first_time, f"Aus dieser Datei lässt sich kein Bild erzeugen ({reason}).",
+                  f"No image can be made from this file ({reason}).")
             return photo
 
     # Store first, then point rows at the objects, then remove the replaced ones: a crash in between
@@ -95,6 +113,50 @@ def process_photo(photo_id: int, session: Session, store: ObjectStore, settings:
     return photo
 
 
+def decode_limits(settings: dict[str, Any]) -> sandbox.Limits:
+    return sandbox.Limits(memory_mb=int(settings["DECODE_MEMORY_MB"]), seconds=float(settings["DECODE_SECONDS"]))
+
+
+def _read_metadata_limited(photo: Photo, path: Path, limits: sandbox.Limits) -> PhotoMetadata:
+    """What the file says about itself; nothing (and a warning that says why) when the reader was stopped.
+
+    Missing metadata costs the photo nothing that people cannot add, so every failure here is only noted.
+    ``SandboxUnavailable`` (no process could be started) is not the file's doing and is raised: the job is
+    retried."""
+    try:
+        return sandbox.run(read_metadata, path, limits=limits)
+    except sandbox.SandboxUnavailable:
+        raise
+    except sandbox.SandboxError as error:
+        log.warning("photo %s: metadata not read: %s", photo.id, error)
+        return PhotoMetadata(warnings=[f"Metadata not read: the reader {_stopped_words(error)}"])
+
+
+def _stopped_words(error: sandbox.SandboxError) -> str:
+    """``error`` as the end of a sentence about the decoder, in English."""
+    if isinstance(error, sandbox.SandboxRaised):
+        return f"failed ({error})"
+    return str(error)
+
+
+def _stopped_reason(error: sandbox.SandboxError, limits: sandbox.Limits) -> tuple[str, str]:
+    """German and English reason for a photo whose derivatives the limits stopped."""
+    if isinstance(error, sandbox.SandboxMemoryError):
+        return (f"Das Bild braucht zum Verarbeiten zu viel Speicher (mehr als {limits.memory_mb} MB) und wurde "
+                "nicht verarbeitet. Eine kleinere Fassung (weniger Pixel) lässt sich hochladen.",
+                f"The image needs too much memory to process (more than {limits.memory_mb} MB) and was not "
+                "processed. A smaller version (fewer pixels) can be uploaded.")
+    if isinstance(error, sandbox.SandboxTimeout):
+        return (f"Das Verarbeiten des Bildes hat zu lange gedauert (mehr als {limits.seconds:g} Sekunden) und "
+                "wurde abgebrochen. Eine kleinere Fassung lässt sich hochladen.",
+                f"Processing the image took too long (more than {limits.seconds:g} seconds) and was stopped. "
+                "A smaller version can be uploaded.")
+    return (f"Beim Verarbeiten dieser Datei ist das Bildprogramm abgestürzt ({error}); die Datei ist "
+            "vermutlich beschädigt. Bitte die Originaldatei noch einmal hochladen.",
+            f"The image decoder crashed on this file ({error}); the file is probably damaged. Please upload the "
+            "original file again.")
+
+
 def _record(session: Session, photo: Photo, renditions: list[media.Rendition], digests: dict[tuple[str, str], str],
             meta: PhotoMetadata | None, first_time: bool) -> list[str]:
     """Points the photo at its new images, fills what the file says where people wrote nothing, moves a new photo
@@ -105,8 +167,10 @@ def _record(session: Session, photo: Photo, renditions: list[media.Rendition], d
     if first_time:
         photo.status = PhotoStatus.SUBMITTED
         photo.processing_error = None
-        session.add(AuditEvent(action="photo.processed", photo_id=photo.id,
-                               detail={"derivatives": len(renditions)}))
+        detail: dict[str, Any] = {"derivatives": len(renditions)}
+        if meta is not None and meta.warnings:
+            detail["metadata_warnings"] = list(meta.warnings)  # why fields the file may have are empty
+        session.add(AuditEvent(action="photo.processed", photo_id=photo.id, detail=detail))
     photo.processed_at = utcnow()
     session.add(OutboxEvent(topic="photo.changed", photo_id=photo.id))
     session.commit()
