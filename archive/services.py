@@ -38,5 +38,6 @@ def get_search_index() -> SearchIndex:
 
         from .search import SearchIndex
 
-        ext["brucken.search"] = SearchIndex(Path(current_app.config["INDEX_DIR"]))
+        ext["brucken.search"] = SearchIndex(Path(current_app.config["INDEX_DIR"]),
+                                            lock_timeout=float(current_app.config["INDEX_LOCK_SECONDS"]))
     return ext["brucken.search"]
