@@ -99,6 +99,9 @@ _SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"\x00\x00\x00\x0cJXL \r\n\x87\n", "JPEG XL"),
     (b"\xff\x0a", "JPEG XL"),
     (b"8BPS", "Photoshop PSD"),
+    # Astronomy images, which Pillow opens (and whose GZIP variant was a memory bomb, CVE-2026-40192). The
+    # header is printable ASCII, so without this it would be named "Text".
+    (b"SIMPLE  =", "FITS"),
     (b"FUJIFILMCCD-RAW", "Fujifilm RAF raw"),
     (b"IIRO", "Olympus ORF raw"),
     (b"IIU\x00", "Panasonic RW2 raw"),
@@ -277,6 +280,9 @@ def _check_pixels(width: int, height: int, max_pixels: int) -> None:
 
 
 def _unreadable(detail: str) -> Refusal:
+    # The detail comes from a parser's exception, which may quote the file (a chunk name, an offset) and span
+    # lines: one short line, so that it reads as a remark and cannot start a line of its own in a log.
+    detail = " ".join(detail.split())[:160]
     return Refusal(
         "unreadable",
         "Die Bilddatei ist beschädigt oder unvollständig und kann nicht gelesen werden. Bitte laden Sie die "
@@ -342,6 +348,17 @@ def _opened(
         with im:
             _check_pixels(im.width, im.height, max_pixels)
             yield im, padded
+
+
+def open_header(fp: BinaryIO, fmt: str) -> ImageFile.ImageFile:
+    """Parse the header of ``fp`` as the accepted format ``fmt`` and decode nothing; the caller closes it.
+
+    For readers that want Pillow's view of a file (EXIF, IPTC, XMP) without ``Image.open``: its global bomb
+    check would refuse a photo that our own, configurable ``max_pixels`` accepts (the default 200 MP is above
+    Pillow's ~179 MP error), and it may parse the bytes as another format than sniffed. No pixel limit is
+    applied here: nothing is decoded.
+    """
+    return _opener(fmt)(fp)
 
 
 @dataclass(frozen=True)

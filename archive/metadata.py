@@ -17,6 +17,7 @@ already rotates while decoding and reports 1, even when the raw EXIF says otherw
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import math
 import re
@@ -42,8 +43,9 @@ EXIFREAD_MAX_FILE_OPERATIONS = 50_000
 PILLOW_MAX_FILE_OPERATIONS = 200_000
 EXIFREAD_MAX_READ_BYTES = 16 * 1024 * 1024  # one read() never asks for more (a crafted count can say 4 GB)
 
-# Pillow formats whose headers we read (names must be keys of Image.OPEN: MPO is opened by "JPEG").
-# Everything else is refused by Image.open, so fewer parsers see untrusted bytes.
+# The archive's own formats are opened through their plugin class (``media.open_header``, as sniffed). Other
+# files (read_metadata on what ingest would refuse) go through Image.open limited to these formats (names must be
+# keys of Image.OPEN: MPO is opened by "JPEG"); everything else is refused, so fewer parsers see untrusted bytes.
 _PILLOW_FORMATS = ("JPEG", "PNG", "TIFF", "WEBP", "AVIF", "HEIF", "GIF", "BMP")
 
 
@@ -228,14 +230,21 @@ def _read_with_pillow(fh: BinaryIO, warnings: list[str], *, exif_wanted: bool) -
     """Open the header only (Image.open is lazy: no pixels are decoded) and collect EXIF, IPTC and XMP."""
     from PIL import Image
 
-    from .media import ensure_plugins
+    from .media import SNIFF_BYTES, ensure_plugins, open_header, sniff
 
     ensure_plugins()
     res = _PillowResult()
     try:
         fh.seek(0)
+        sniffed = sniff(fh.read(SNIFF_BYTES))
+        fh.seek(0)
         budgeted = _BudgetedReader(fh, PILLOW_MAX_FILE_OPERATIONS)
-        im = Image.open(budgeted, formats=_PILLOW_FORMATS)  # type: ignore[arg-type]
+        if sniffed.format is not None:
+            # The archive's formats through their plugin class: Image.open's global decompression-bomb check
+            # would refuse photos that the archive's own pixel limit accepts, and nothing is decoded here.
+            im = open_header(budgeted, sniffed.format)  # type: ignore[arg-type]
+        else:
+            im = Image.open(budgeted, formats=_PILLOW_FORMATS)  # type: ignore[arg-type]
     except Exception as exc:
         warnings.append(f"Image header unreadable: {_exc_name(exc)}")
         return res
@@ -261,7 +270,7 @@ def _read_with_pillow(fh: BinaryIO, warnings: list[str], *, exif_wanted: bool) -
 
 
 def _exif_via_pillow(im: Any) -> tuple[dict[str, Any], Any]:
-    exif = im.getexif()
+    exif = _header_exif(im)
     out: dict[str, Any] = {}
     for tag, name in _IFD0_TAGS.items():
         if tag in exif:
@@ -282,6 +291,17 @@ def _exif_via_pillow(im: Any) -> tuple[dict[str, Any], Any]:
         if tag in gps:
             out[name] = _pillow_value(gps[tag])
     return {k: v for k, v in out.items() if not _is_empty(v)}, exif.get(0x0112)
+
+
+def _header_exif(im: Any) -> Any:
+    """``im.getexif()`` without decoding: for a PNG without an eXIf chunk before the pixel data, Pillow's
+    ``getexif`` decodes the whole image to look for one after it (hundreds of megabytes for a big scan, and
+    the derivatives decode it again anyway). EXIF placed after the pixels is rare enough to go without."""
+    from PIL import Image
+
+    if im.format == "PNG" and "exif" not in im.info:
+        return Image.Exif()
+    return im.getexif()
 
 
 def _pillow_value(value: Any) -> Any:
@@ -561,15 +581,32 @@ def _camera_display_name(make: str | None, model: str | None) -> str | None:
 _BIDI_AND_BOM = dict.fromkeys(map(ord, "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff"))
 
 
+def _cp1252_byte(byte: int) -> str:
+    try:
+        return bytes((byte,)).decode("cp1252")
+    except UnicodeDecodeError:  # the five bytes Windows-1252 leaves undefined: as Latin-1 (control characters)
+        return chr(byte)
+
+
+def _cp1252_fallback(error: UnicodeError) -> tuple[str, int]:
+    """Codec error handler: each byte that is not UTF-8 is read as Windows-1252."""
+    if not isinstance(error, UnicodeDecodeError):
+        raise error
+    return "".join(map(_cp1252_byte, error.object[error.start : error.end])), error.end
+
+
+codecs.register_error("archive-cp1252-fallback", _cp1252_fallback)
+
+
 def _decode(raw: bytes) -> str:
+    """Text from a file: UTF-8, with any byte that is not UTF-8 read as Windows-1252.
+
+    Byte by byte rather than all or nothing: programs append UTF-8 to what an old camera wrote in Windows-1252
+    (and hostile files mix on purpose), and one stray byte must not turn every umlaut of the rest into mojibake.
+    """
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
-    for encoding in ("utf-8", "cp1252"):
-        try:
-            return raw.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    return raw.decode("latin-1")
+    return raw.decode("utf-8", errors="archive-cp1252-fallback")
 
 
 def _as_text(value: Any) -> str | None:
