@@ -275,7 +275,8 @@ def _check_pixels(width: int, height: int, max_pixels: int) -> None:
             "(Breite mal Höhe). Bitte verkleinern Sie das Bild und laden Sie es erneut hoch.",
             f"The image is too large: {width} × {height} pixels. At most {en_limit} pixels (width times "
             "height) are allowed. Please make it smaller and upload it again.",
-            status=413,
+            # 422, not 413: the request is small; what it declares is what we will not decode.
+            status=422,
         )
 
 
@@ -371,7 +372,7 @@ class ImageHeader:
 def read_header(path: Path, sniffed_format: str, max_pixels: int) -> ImageHeader:
     """Parse the header of an accepted image without decoding a single pixel.
 
-    Raises ``Refusal("too_many_pixels", status=413)`` when width × height exceeds ``max_pixels``, and
+    Raises ``Refusal("too_many_pixels", status=422)`` when width × height exceeds ``max_pixels``, and
     ``Refusal("unreadable")`` when the header cannot be parsed as ``sniffed_format``. Width and height are
     as stored, before any EXIF rotation.
     """

@@ -441,7 +441,7 @@ def test_pixel_floods_are_refused_from_the_header_fast(app: Flask, kind: str) ->
     result = ingest_only(app, data, "flood.jpg")
     assert time.perf_counter() - started < 2
     assert result.outcome == "refused"
-    assert (result.refusal.code, result.refusal.status) == ("too_many_pixels", 413)
+    assert (result.refusal.code, result.refusal.status) == ("too_many_pixels", 422)
     assert "60.000.000" in result.refusal.de and "60,000,000" in result.refusal.en
     assert db.session.scalar(select(func.count(Photo.id))) == 0 and list(get_store().list("")) == []
 

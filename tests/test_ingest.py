@@ -113,7 +113,7 @@ def test_a_decompression_bomb_is_refused_from_its_header(app: Flask, ingest: Any
     result = run(ingest, bomb, "bomb.png", pasadena)
     assert result.outcome == "refused"
     assert result.refusal.code == "too_many_pixels"
-    assert result.refusal.status == 413
+    assert result.refusal.status == 422
     assert "50000" in result.refusal.de.replace(".", "").replace(" ", "")
     assert_nothing_left(app)
 

@@ -190,7 +190,7 @@ def test_read_header_refuses_a_decompression_bomb_fast_and_without_memory(tmp_pa
     assert _peak_rss_mb() - peak_before < 50  # decoding would need gigabytes
     refusal = caught.value
     assert refusal.code == "too_many_pixels"
-    assert refusal.status == 413
+    assert refusal.status == 422
     assert f"{dimensions} Pixel" in refusal.de and "50.000.000" in refusal.de
     assert f"{dimensions} pixels" in refusal.en and "50,000,000" in refusal.en
 
