@@ -34,6 +34,7 @@ from .models import (
     User,
     utcnow,
 )
+from .text import clean_typed
 
 S = PhotoStatus
 
@@ -317,10 +318,12 @@ def update_photo(session: Session, photo: Photo, change: RightsChange, actor: Us
                       "Kuratorin oder ein Kurator.", "The public-event justification is written by a curator.",
                       status=403)
     before = _snapshot(photo)
+    # Typed text is stored clean (no control characters or right-to-left overrides that would turn a name around
+    # on every page and in every log); only captions and the justification keep their line breaks.
     for name in ("title", "caption", "alt_text", "credit", "public_event_reason"):
         value = getattr(change, name)
         if value is not None:
-            setattr(photo, name, value.strip())
+            setattr(photo, name, clean_typed(value, multiline=name in ("caption", "public_event_reason")))
     photo.title = photo.title[:300]
     photo.credit = photo.credit[:200]
     for name in ("licence", "people", "minors"):
@@ -369,7 +372,7 @@ def _set_translations(photo: Photo, translations: dict[str, tuple[str, str, str]
     for lang, (title, caption, alt_text) in translations.items():
         if lang not in LANGUAGES or lang == "de":
             continue
-        texts = (title.strip()[:300], caption.strip(), alt_text.strip())
+        texts = (clean_typed(title)[:300], clean_typed(caption, multiline=True), clean_typed(alt_text))
         row = existing.get(lang)
         if not any(texts):
             if row is not None:

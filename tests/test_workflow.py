@@ -183,6 +183,23 @@ def test_the_edit_form_keeps_what_was_typed_when_refused(client: FlaskClient, pe
     assert db.session.get(Photo, member_photo).title != "Mein Titel"  # nothing half-saved
 
 
+def test_typed_text_is_stored_without_control_characters_or_direction_overrides(
+        client: FlaskClient, people: dict[str, User], member_photo: int) -> None:
+    login(client, "mia")
+    response = client.post(f"/photos/{member_photo}/edit", data={
+        "title": "Brücke\u202egpj.exe\x00\x1b[31m", "caption": "Erste Zeile\r\nZweite\tZeile\x07",
+        "credit": " Anna\nBeispiel ", "title_en": "Bridge\u202e", "caption_en": "Line\r\nnext",
+        "alt_text_en": "", "alt_text": "<b>Brücke</b>"})
+    assert response.status_code in (302, 303), response.get_data(as_text=True)
+    photo = db.session.get(Photo, member_photo)
+    db.session.refresh(photo)
+    assert (photo.title, photo.caption, photo.credit) == ("Brückegpj.exe[31m", "Erste Zeile\nZweite Zeile",
+                                                          "Anna Beispiel")
+    assert photo.alt_text == "<b>Brücke</b>"  # markup is words here; every page escapes it
+    english = next(t for t in photo.translations if t.lang == "en")
+    assert (english.title, english.caption) == ("Bridge", "Line\nnext")
+
+
 def test_translations_tags_and_place_are_saved_and_searchable(client: FlaskClient, people: dict[str, User],
                                                               member_photo: int) -> None:
     place = a_place()
