@@ -26,6 +26,7 @@ from .errors import Refusal, Unavailable, database_unavailable
 from .faults import crash_point
 from .models import DATABASE_UNAVAILABLE, Association, AuditEvent, Photo, PhotoStatus, User
 from .storage import ObjectStore, StorageError, content_key
+from .text import shorten_filename
 
 log = logging.getLogger(__name__)
 
@@ -255,4 +256,4 @@ def _clean_filename(name: str) -> str:
     """Keep the name people gave the file (for display), without paths or control characters."""
     name = name.replace("\\", "/").rsplit("/", 1)[-1]
     name = "".join(ch for ch in name if ch.isprintable() and ch not in "\u202a\u202b\u202c\u202d\u202e")
-    return name.strip()[:255] or "foto"
+    return shorten_filename(name.strip(), 255) or "foto"

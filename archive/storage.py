@@ -45,6 +45,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
 
 from archive.errors import ArchiveError
+from archive.text import shorten_filename
 
 log = logging.getLogger(__name__)
 
@@ -828,7 +829,7 @@ def attachment_disposition(filename: str) -> str:
     name = unicodedata.normalize("NFC", str(filename or ""))
     name = name.replace("\\", "/").rsplit("/", 1)[-1]
     name = _CONTROL.sub("", name).strip().lstrip(".") or "download"
-    name = name[:200]
+    name = shorten_filename(name, 200)
     fallback = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
     fallback = re.sub(r"[^A-Za-z0-9._ -]+", "_", fallback).strip(" _") or "download"
     encoded = urllib.parse.quote(name, safe="")

@@ -28,3 +28,13 @@ def clean_typed(value: str | None, *, multiline: bool = False) -> str:
     if not multiline:
         text = text.replace("\n", " ")
     return "".join(ch for ch in text if ch == "\n" or unicodedata.category(ch) != "Cc").strip()
+
+
+def shorten_filename(name: str, limit: int) -> str:
+    """``name`` cut to ``limit`` characters in its stem, so that a long name keeps its extension (``.jpg``)."""
+    if len(name) <= limit:
+        return name
+    stem, dot, suffix = name.rpartition(".")
+    if not dot or not stem or len(suffix) > 10:
+        return name[:limit]
+    return stem[: limit - len(suffix) - 1] + "." + suffix
