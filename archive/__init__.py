@@ -56,7 +56,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     i18n.init_app(app)
     auth.init_app(app)
     errors_web.init_app(app)
-    security.init_app(app)
+    security.init_app(app, settings)
     register_blueprints(app)
     cli.register(app)
     return app

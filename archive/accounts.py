@@ -442,29 +442,60 @@ def _wait(times: list[datetime], limit: int, window: timedelta, now: datetime) -
     return max(1, math.ceil((frees_at - now).total_seconds()))
 
 
+def _seconds_to_wait(session: Session, username: str, address: str, throttle: Throttle, now: datetime,
+                     excluding: int | None = None) -> int:
+    """0, or how long the name or the address must wait, counting the window's failures (but ``excluding``)."""
+    recent = [LoginFailure.at > now - throttle.window]
+    if excluding is not None:
+        recent.append(LoginFailure.id != excluding)
+    name_times = list(session.scalars(select(LoginFailure.at).where(
+        LoginFailure.username == normalize_username(username)[:80], *recent).order_by(LoginFailure.at)))
+    address_times = list(session.scalars(select(LoginFailure.at).where(
+        LoginFailure.address == address[:64], *recent).order_by(LoginFailure.at)))
+    return max(_wait(name_times, throttle.per_name, throttle.window, now),
+               _wait(address_times, throttle.per_address, throttle.window, now))
+
+
 def check_login_allowed(session: Session, username: str, address: str, throttle: Throttle, *,
                         now: datetime | None = None) -> None:
-    """Refuses (429) before the password is checked. The same for names that exist and names that do not."""
+    """Refuses (429) when the name or the address has used up its failures. Only a look: the login itself uses
+    ``reserve_login_attempt``, which cannot be outrun by parallel attempts."""
     now = now or utcnow()
-    since = now - throttle.window
-    name_times = list(session.scalars(select(LoginFailure.at).where(
-        LoginFailure.username == normalize_username(username)[:80], LoginFailure.at > since)
-        .order_by(LoginFailure.at)))
-    address_times = list(session.scalars(select(LoginFailure.at).where(
-        LoginFailure.address == address[:64], LoginFailure.at > since).order_by(LoginFailure.at)))
-    wait = max(_wait(name_times, throttle.per_name, throttle.window, now),
-               _wait(address_times, throttle.per_address, throttle.window, now))
+    wait = _seconds_to_wait(session, username, address, throttle, now)
     if wait:
         raise TooManyAttempts(wait)
 
 
 def record_login_failure(session: Session, username: str, address: str, throttle: Throttle, *,
-                         now: datetime | None = None) -> None:
+                         now: datetime | None = None) -> int:
+    """Writes one failure (and prunes those older than the window); returns its id."""
     now = now or utcnow()
     # Pruning here keeps the table as small as the last window's failures: the delete stays cheap.
     session.execute(delete(LoginFailure).where(LoginFailure.at <= now - throttle.window))
-    session.add(LoginFailure(username=normalize_username(username)[:80], address=address[:64], at=now))
+    failure = LoginFailure(username=normalize_username(username)[:80], address=address[:64], at=now)
+    session.add(failure)
     session.commit()
+    return failure.id
+
+
+def reserve_login_attempt(session: Session, username: str, address: str, throttle: Throttle, *,
+                          now: datetime | None = None) -> None:
+    """Call before the password is checked. Counts this attempt as a failure first, then refuses (429) when the
+    failures before it already used up the name's or the address's limit; a refused attempt is taken back, so
+    it does not count. The same for names that exist and names that do not.
+
+    Recording first and counting afterwards, each committed, is what makes the limit exact for attempts that
+    arrive at the same moment in different processes: the k-th recorded attempt sees at least k-1 others, so no
+    more than the limit ever reach the password. (Checking first and recording after the password let every
+    parallel attempt pass the check before any of them was recorded.) A login that succeeds clears the name's
+    failures, this attempt among them (``clear_login_failures``); one that fails leaves its row as the record."""
+    now = now or utcnow()
+    attempt = record_login_failure(session, username, address, throttle, now=now)
+    wait = _seconds_to_wait(session, username, address, throttle, now, excluding=attempt)
+    if wait:
+        session.execute(delete(LoginFailure).where(LoginFailure.id == attempt))
+        session.commit()
+        raise TooManyAttempts(wait)
 
 
 def clear_login_failures(session: Session, username: str) -> None:

@@ -88,7 +88,10 @@ def open_login_session(db_session: Session, user: User, *, user_agent: str = "",
 
 
 def sign_in(user: User) -> None:
-    """Logs ``user`` in on this browser: a session row of its own, so that logging out ends it for good."""
+    """Logs ``user`` in on this browser: a session row of its own, so that logging out ends it for good.
+    Whatever the session held before is dropped, its CSRF token among them: a cookie planted before the login
+    (by another site or someone at the same computer) carries nothing its planter knows into the new session."""
+    session.clear()
     session["sid"] = open_login_session(db.session, user, user_agent=request.user_agent.string,
                                         address=request.remote_addr or "")
     login_user(user)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from babel.messages import mofile, pofile
 from flask import Blueprint, Flask, current_app, redirect, request
@@ -61,12 +60,9 @@ def format_date_pattern() -> str:
 
 def _safe_target(target: str | None) -> str:
     """Back to the page the switch was used on, and never to another site."""
-    if not target:
-        return "/"
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return "/"
-    return target
+    from .security import same_site_path
+
+    return same_site_path(target) or "/"
 
 
 @bp.get("/sprache/<lang>")

@@ -1,9 +1,15 @@
 """Response headers that make the browser refuse what the archive never does: run inline or foreign
-script, be framed by another site, guess content types, or leak the page address to other sites."""
+script, be framed by another site, guess content types, or leak the page address to other sites. Also the
+session cookie's attributes, and that no cache keeps a page made for one logged-in person."""
 
 from __future__ import annotations
 
-from flask import Flask, Response, request
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Flask, Response, g, has_request_context, request
+from flask.sessions import SecureCookieSessionInterface
+from werkzeug.exceptions import SecurityError
 
 # No page of ours has script; images, styles and forms stay on this site.
 CONTENT_SECURITY_POLICY = "; ".join([
@@ -17,8 +23,32 @@ CONTENT_SECURITY_POLICY = "; ".join([
     "frame-ancestors 'none'",
 ])
 
+# Browsers accept a cookie of this name only if it is Secure, for the whole site (Path=/) and has no Domain:
+# a sibling subdomain or a plain-http page cannot plant or overwrite it.
+HOST_ONLY_SESSION_COOKIE = "__Host-session"
 
-def init_app(app: Flask) -> None:
+
+class SessionCookies(SecureCookieSessionInterface):
+    """Flask's signed session cookie, marked Secure whenever the request came over TLS (directly, or as the
+    trusted proxies say), not only when SESSION_COOKIE_SECURE is set: behind TLS it never travels in clear."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return bool(app.config["SESSION_COOKIE_SECURE"]) or (has_request_context() and request.is_secure)
+
+
+def init_app(app: Flask, settings: dict[str, Any] | None = None) -> None:
+    settings = settings or {}
+    app.session_interface = SessionCookies()
+    if app.config.get("SESSION_COOKIE_SECURE") and "SESSION_COOKIE_NAME" not in settings:
+        app.config["SESSION_COOKIE_NAME"] = HOST_ONLY_SESSION_COOKIE
+
+    @app.errorhandler(SecurityError)
+    def _untrusted_host(_error: SecurityError) -> Response:
+        # A Host header that TRUSTED_HOSTS (site file) does not list. Plain text: the page template would build
+        # links, and with an untrusted host there is no address to build them from.
+        return Response("Diese Adresse gehört nicht zu diesem Archiv. / This address does not belong to this "
+                        "archive.\n", status=400, mimetype="text/plain")
+
     @app.after_request
     def _headers(response: Response) -> Response:
         headers = response.headers
@@ -28,4 +58,27 @@ def init_app(app: Flask) -> None:
         headers.setdefault("Referrer-Policy", "same-origin")
         if request.is_secure:
             headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        if "Cache-Control" not in headers and _made_for_someone():
+            # A page for a logged-in person stays out of shared caches and the browser's disk cache (a shared
+            # computer in a club house); responses that chose their own caching (images) keep it.
+            headers["Cache-Control"] = "private, no-store"
         return response
+
+
+def _made_for_someone() -> bool:
+    """Whether this request looked at a logged-in person. Only what Flask-Login already loaded: asking the
+    database here could fail the very error page that says the database is gone."""
+    user = g.get("_login_user")
+    return bool(user is not None and user.is_authenticated)
+
+
+def same_site_path(target: str | None) -> str | None:
+    """``target`` if it is a path of this site, else None: a crafted ``?next=`` must not send people elsewhere.
+    Browsers read a backslash as a slash and drop tabs and line breaks, so "/\\evil.example" and
+    "/<tab>/evil.example" mean "//evil.example": both are refused with anything that names a scheme or a host."""
+    if (target and target.startswith("/") and not target.startswith("//") and "\\" not in target
+            and not any(ord(char) < 0x21 or ord(char) == 0x7F for char in target)):
+        parts = urlsplit(target)
+        if not parts.scheme and not parts.netloc:
+            return target
+    return None

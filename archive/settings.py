@@ -97,10 +97,24 @@ def ensure_folders(settings: Mapping[str, Any]) -> None:
             ) from error
 
 
+# Flask's advice: a long random value. Anything shorter than this was typed by a person ("dev", "geheim", ...)
+# and can be guessed offline from one session cookie; with it, anyone can sign themselves an admin's session.
+MIN_SECRET_KEY_LENGTH = 32
+
+
 def secret_key(settings: Mapping[str, Any]) -> str:
-    """The configured key, or one made once and kept (0600) so sessions survive restarts."""
+    """The configured key, or one made once and kept (0600) so sessions survive restarts. A configured key that
+    is too short is refused at start (tests, TESTING=True, may use a short one)."""
     if settings["SECRET_KEY"]:
-        return str(settings["SECRET_KEY"])
+        key = str(settings["SECRET_KEY"])
+        if len(key) < MIN_SECRET_KEY_LENGTH and not settings.get("TESTING"):
+            raise SettingsError(
+                f"{ENV_PREFIX}SECRET_KEY ist zu kurz ({len(key)} Zeichen, mindestens {MIN_SECRET_KEY_LENGTH}) / "
+                f"is too short ({len(key)} characters, at least {MIN_SECRET_KEY_LENGTH}). Leer lassen, dann wird "
+                f"ein zufälliger Schlüssel erzeugt und in {ENV_PREFIX}INSTANCE_DIR aufbewahrt / leave it empty and a "
+                "random key is made and kept in INSTANCE_DIR, or make one with: "
+                "python -c 'import secrets; print(secrets.token_hex(32))'")
+        return key
     path = Path(settings["INSTANCE_DIR"]) / "secret_key"
     path.parent.mkdir(parents=True, exist_ok=True)
     try:

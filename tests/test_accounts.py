@@ -207,6 +207,9 @@ def test_csrf_is_needed_with_a_cookie_but_not_with_a_token(tmp_path: Path) -> No
         csrf = page.split('name="csrf_token" type="hidden" value="')[1].split('"')[0]
         assert browser.post("/login", data={"username": "mia", "password": PASSWORD,
                                             "csrf_token": csrf}).status_code == 302
+        # Logging in starts a fresh session, with a new form token.
+        page = browser.get("/account").get_data(as_text=True)
+        csrf = page.split('name="csrf_token"')[1].split('value="')[1].split('"')[0]
         # The logged-in browser without the form's token: refused, nothing made.
         refused = upload(browser)
         assert refused.status_code == 400

@@ -189,7 +189,7 @@ def test_a_writer_killed_mid_batch_is_repaired_by_the_outbox(app: Flask, tmp_pat
     _many_photos(3000)
     get_search_index().create()  # an existing, empty index: the writer applies the outbox batch by batch
     settings = {k: app.config[k] for k in ("INSTANCE_DIR", "UPLOAD_DIR", "INDEX_DIR", "SECRET_KEY", "QUEUE",
-                                           "DATABASE_URL")}
+                                           "DATABASE_URL", "TESTING")}
     code = (
         "from tests.conftest import make_ready_app\n"
         "from archive.models import db\n"

@@ -4,7 +4,6 @@ link. The work is done in ``archive.accounts``."""
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -19,6 +18,7 @@ from ..auth import authenticate, sign_in, sign_out
 from ..errors import Refusal
 from ..errors_web import language
 from ..models import Role, db
+from ..security import same_site_path
 from .account import when
 
 bp = Blueprint("auth", __name__)
@@ -44,10 +44,7 @@ class PasswordForm(FlaskForm):
 
 
 def _safe_next(target: str | None) -> str:
-    """Only same-site paths: a crafted ?next= must not send people elsewhere."""
-    if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
-        return target
-    return url_for("photos.grid")
+    return same_site_path(target) or url_for("photos.grid")
 
 
 def client_address() -> str:
@@ -65,7 +62,8 @@ def login() -> Any:
         throttle = accounts.Throttle.from_config(current_app.config)
         try:
             # Before the password is looked at: guessing stays slow, and the answer is the same for every name.
-            accounts.check_login_allowed(db.session, username, address, throttle)
+            # The attempt counts as a failure from here on, unless the password turns out right.
+            accounts.reserve_login_attempt(db.session, username, address, throttle)
         except accounts.TooManyAttempts as refusal:
             return (render_template("auth/login.html", form=form, refusal=refusal), refusal.status,
                     {"Retry-After": str(refusal.retry_after)})
@@ -76,7 +74,6 @@ def login() -> Any:
             if user.must_change_password:
                 return redirect(url_for("auth.password"))
             return redirect(_safe_next(request.args.get("next")))
-        accounts.record_login_failure(db.session, username, address, throttle)
         flash(_("Benutzername oder Passwort ist falsch."), "error")
         return render_template("auth/login.html", form=form), 401
     return render_template("auth/login.html", form=form)
@@ -108,14 +105,14 @@ def _current_password_ok(form: PasswordForm) -> bool:
     username, address = current_user.username, client_address()
     throttle = accounts.Throttle.from_config(current_app.config)
     try:
-        accounts.check_login_allowed(db.session, username, address, throttle)
+        accounts.reserve_login_attempt(db.session, username, address, throttle)
     except accounts.TooManyAttempts as refusal:
         form.current.errors = [refusal.message(language())]
         return False
     if authenticate(db.session, username, form.current.data or "") is None:
-        accounts.record_login_failure(db.session, username, address, throttle)
         form.current.errors = [_("Das bisherige Passwort stimmt nicht.")]
-        return False
+        return False  # the reserved attempt stays counted as a failure
+    accounts.clear_login_failures(db.session, username)
     return True
 
 

@@ -49,7 +49,7 @@ def _active() -> dict[str, list[str]]:
 def _query(active: dict[str, list[str]]) -> SearchQuery:
     years = None
     if active.get("year"):
-        picked = sorted(int(y) for y in active["year"] if y.isdigit())
+        picked = sorted(int(y) for y in active["year"] if y.isascii() and y.isdigit())
         years = (picked[0], picked[-1]) if picked else None
     return parse_query(
         request.args.get("q", ""),
