@@ -73,10 +73,16 @@ class Jobs:
 
     def _apply_outbox(self) -> None:
         from .indexing import apply_outbox
+        from .search import IndexBusy
         from .services import get_search_index
 
         with self.huey.lock_task("search-index-writer"), self._session() as session:
-            apply_outbox(session, get_search_index())
+            try:
+                apply_outbox(session, get_search_index())
+            except IndexBusy as busy:
+                # Another process holds Whoosh's write lock (a rebuild by hand, say). Nothing was written and
+                # nothing is lost: the outbox keeps the changes, and the every-minute run applies them.
+                log.info("search index busy, applying the outbox later: %s", busy)
 
     def enqueue_indexing(self) -> None:
         self._index()
