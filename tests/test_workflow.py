@@ -365,17 +365,18 @@ def test_the_changed_meanwhile_refusal_reaches_people_as_a_409(client: FlaskClie
 def test_processing_keeps_what_people_saved_while_it_ran(app: Flask, client: FlaskClient,
                                                          people: dict[str, User],
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    from archive import media
+    from archive import media, sandbox
 
-    real = media.make_derivatives
+    real = sandbox.run
 
-    def slow_with_an_edit_meanwhile(*args: object, **kwargs: object) -> object:
-        result = real(*args, **kwargs)
-        with db.engine.begin() as connection:  # the upload form's rights land while the images are made
-            connection.execute(text("UPDATE photos SET credit = 'Mia Müller', version = version + 1"))
+    def with_an_edit_meanwhile(func: object, *args: object, **kwargs: object) -> object:
+        result = real(func, *args, **kwargs)  # the decoding child runs as always ...
+        if func is media.make_derivatives:  # ... and the upload form's rights land while the images are made
+            with db.engine.begin() as connection:
+                connection.execute(text("UPDATE photos SET credit = 'Mia Müller', version = version + 1"))
         return result
 
-    monkeypatch.setattr(media, "make_derivatives", slow_with_an_edit_meanwhile)
+    monkeypatch.setattr(sandbox, "run", with_an_edit_meanwhile)
     login(client, "mia")
     photo_id = upload_one(client)
     db.session.expire_all()
