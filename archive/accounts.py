@@ -456,16 +456,6 @@ def _seconds_to_wait(session: Session, username: str, address: str, throttle: Th
                _wait(address_times, throttle.per_address, throttle.window, now))
 
 
-def check_login_allowed(session: Session, username: str, address: str, throttle: Throttle, *,
-                        now: datetime | None = None) -> None:
-    """Refuses (429) when the name or the address has used up its failures. Only a look: the login itself uses
-    ``reserve_login_attempt``, which cannot be outrun by parallel attempts."""
-    now = now or utcnow()
-    wait = _seconds_to_wait(session, username, address, throttle, now)
-    if wait:
-        raise TooManyAttempts(wait)
-
-
 def record_login_failure(session: Session, username: str, address: str, throttle: Throttle, *,
                          now: datetime | None = None) -> int:
     """Writes one failure (and prunes those older than the window); returns its id."""

@@ -337,11 +337,14 @@ def test_failures_age_out_and_old_rows_are_pruned(app: Flask, people: dict[str, 
     for minute in (0, 5):
         accounts.record_login_failure(db.session, "mia", "10.0.0.1", throttle, now=start + timedelta(minutes=minute))
     with pytest.raises(accounts.TooManyAttempts) as refused:
-        accounts.check_login_allowed(db.session, "mia", "10.0.0.1", throttle, now=start + timedelta(minutes=6))
+        accounts.reserve_login_attempt(db.session, "mia", "10.0.0.1", throttle, now=start + timedelta(minutes=6))
     assert refused.value.retry_after == 9 * 60 and refused.value.status == 429
-    accounts.check_login_allowed(db.session, "mia", "10.0.0.1", throttle, now=start + timedelta(minutes=15, seconds=1))
+    # The first failure has aged out: this attempt may go on to the password (and counts until a success clears it).
+    later = start + timedelta(minutes=15, seconds=1)
+    accounts.reserve_login_attempt(db.session, "mia", "10.0.0.1", throttle, now=later)
     accounts.record_login_failure(db.session, "omar", "10.0.0.2", throttle, now=start + timedelta(minutes=20))
-    assert list(db.session.scalars(select(LoginFailure.username))) == ["omar"]
+    assert list(db.session.scalars(select(LoginFailure.username).order_by(LoginFailure.at))) == ["mia", "omar"]
+    assert db.session.scalar(select(func.min(LoginFailure.at))) == later  # the two old failures are pruned
 
 
 # --------------------------------------------------------------------------------------------------------------------
