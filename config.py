@@ -32,6 +32,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("INDEX_DIR", str(ROOT / "index"), "Folder of the Whoosh search index (derived data, rebuilt by reindex)."),
     Setting("INDEX_LOCK_SECONDS", 5.0, "How long the index writer waits for another process's write lock before "
             "it gives up and tries again later (searches are never blocked by it)."),
+    Setting(
+        "SEARCH_INDEX_WRITER",
+        "worker",
+        "Who keeps the search index in INDEX_DIR up to date: 'worker' (one host: the job worker applies each "
+        "change) or 'follower' (several web hosts: 'brucken follow-index' on every host keeps that host's own "
+        "index following the database's outbox).",
+    ),
+    Setting("INDEX_FOLLOW_SECONDS", 1.0, "How often 'brucken follow-index' looks for new changes in the "
+            "database (seconds)."),
     Setting("SQLITE_BUSY_TIMEOUT_MS", 15000, "How long a SQLite writer waits for another before giving up (ms)."),
     Setting("SECRET_KEY", "", "Signs sessions and forms. Empty: a random key is made once and kept in INSTANCE_DIR."),
     # --- object storage -----------------------------------------------------------------------------
@@ -55,6 +64,16 @@ SETTINGS: tuple[Setting, ...] = (
             "cluster with large multipart parts)."),
     Setting("S3_MAX_ATTEMPTS", 2, "How often a failed S3 request is tried in all."),
     Setting("S3_MULTIPART_THRESHOLD", 16 * 1024 * 1024, "Files larger than this go up in parts (bytes)."),
+    Setting(
+        "MEDIA_CDN_URL",
+        "",
+        "Address of a CDN (or the S3 service itself) in front of the bucket's public prefix, e.g. "
+        "https://cdn.example.org/brucken-public. Set: thumbnails and previews of published photos are copied "
+        "under S3_PUBLIC_PREFIX, readable by anyone, and pages link them there. Empty (default): every image "
+        "goes through the app, which checks who may see it.",
+    ),
+    Setting("S3_PUBLIC_PREFIX", "public/", "Key prefix of the public copies made for MEDIA_CDN_URL (only "
+            "thumbnails and previews of published photos, under keys nobody can guess)."),
     # --- uploads and images --------------------------------------------------------------------------
     Setting("MAX_UPLOAD_BYTES", 100_000_000, "Largest file accepted, in bytes (a 100 MB camera file fits)."),
     Setting("MAX_REQUEST_BYTES", 2 * 1024 * 1024 * 1024, "Largest upload request (many files at once), in bytes."),
@@ -83,11 +102,21 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("QUEUE_PATH", "", "SQLite file of the embedded queue. Empty: INSTANCE_DIR/jobs.sqlite."),
     Setting("REDIS_URL", "redis://127.0.0.1:6379/0", "Redis server for QUEUE=redis."),
     Setting("WORKER_THREADS", 2, "Jobs processed at once by one worker process."),
+    Setting("JOB_RETRIES", 4, "How often a failed job is tried again before it lands in the failed list "
+            "(/admin/jobs), where an admin can start it again."),
+    Setting("JOB_RETRY_SECONDS", 10, "Wait before the first retry of a failed job; each further retry waits "
+            "twice as long as the one before (10, 20, 40, 80 s)."),
     Setting("STALE_MINUTES", 30, "A photo still 'processing' after this long is finished or cleaned by reconcile."),
     # --- serving -------------------------------------------------------------------------------------
     Setting("HOST", "127.0.0.1", "Address 'brucken run' listens on."),
     Setting("PORT", 5000, "Port 'brucken run' listens on."),
-    Setting("WEB_WORKERS", 2, "gunicorn worker processes started by 'brucken run'."),
+    Setting("WEB_WORKERS", 2, "gunicorn worker processes started by 'brucken run' (gunicorn.conf.py)."),
+    Setting("WEB_THREADS", 4, "Threads per gunicorn worker process (gunicorn.conf.py)."),
+    Setting(
+        "METRICS_TOKEN",
+        "",
+        "Bearer token that Prometheus sends to read /metrics. Empty: /metrics answers 404 (metrics are off).",
+    ),
     Setting(
         "MEDIA_MAX_AGE",
         0,

@@ -44,8 +44,8 @@ case "${1:-}" in
     ;;
   test)
     shift
-    # Real servers for the tests: Ceph's S3 gateway with a one-node cluster, PostgreSQL, and Chromium for the browser.
-    apt_install radosgw ceph-mon ceph-osd postgresql chromium chromium-driver poppler-utils
+    # Real servers for the tests: Ceph's S3 gateway with a one-node cluster, PostgreSQL, Redis, and Chromium for the browser.
+    apt_install radosgw ceph-mon ceph-osd postgresql redis-server chromium chromium-driver poppler-utils
     python_env "test,bench"
     exec .venv/bin/python -m pytest "$@"
     ;;

@@ -449,6 +449,17 @@ class OutboxEvent(db.Model):
     photo_id: Mapped[int | None] = mapped_column(index=True)
 
 
+class OutboxCursor(db.Model):
+    """How far one follower of the outbox has got: each host's search index replica ("index:<host>") and the
+    public copies for the CDN ("public-media"). The health page shows each one's lag behind the newest event."""
+
+    __tablename__ = "outbox_cursors"
+
+    name: Mapped[str] = mapped_column(String(120), primary_key=True)
+    position: Mapped[int] = mapped_column(default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # Selecting for exhibitions: ratings, shortlists, jury rounds, exhibitions and their exports.
 
