@@ -39,7 +39,7 @@ def main() -> None:
 def register(app: Flask) -> None:
     for command in (init_command, run_command, worker_command, import_command, derivatives_command,
                     reconcile_command, reset_password_command, reindex_command, search_check_command,
-                    token_group, invite_command, backup_command, restore_command):
+                    token_group, invite_command, backup_command, restore_command, follow_index_command):
         app.cli.add_command(command)
 
 
@@ -223,6 +223,31 @@ def worker_command(threads: int | None) -> None:
     consumer.run()
 
 
+@click.command("follow-index")
+@click.option("--once", is_flag=True, help="Apply what is new and stop (default: keep following).")
+@with_appcontext
+def follow_index_command(once: bool) -> None:
+    """Keep this host's search index following the database (SEARCH_INDEX_WRITER=follower; one per host)."""
+    import threading
+
+    from .index_follower import FollowerAlreadyRunning, follow, follow_once, only_follower
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    try:
+        if once:
+            with only_follower(app.config["INDEX_DIR"]):
+                applied = follow_once(app)
+            click.echo(f"{applied} Änderung(en) übernommen. / {applied} change(s) applied.")
+            return
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
+        signal.signal(signal.SIGINT, lambda _signum, _frame: stop.set())
+        click.echo(f"Suchindex folgt der Datenbank: {app.config['INDEX_DIR']} / search index following the database")
+        follow(app, stop)
+    except FollowerAlreadyRunning as error:
+        raise click.ClickException(str(error)) from error
+
+
 @click.command("run")
 @click.option("--host", default=None, help="Address to listen on (default: HOST).")
 @click.option("--port", type=int, default=None, help="Port (default: PORT).")
@@ -235,9 +260,11 @@ def run_command(host: str | None, port: int | None) -> None:
     web = subprocess.Popen([sys.executable, "-m", "gunicorn", "--bind", bind, "--workers",
                             str(config["WEB_WORKERS"]), "--threads", "4", "--timeout", "120",
                             "--access-logfile", "-", "archive:create_app()"], env=env)
-    worker = subprocess.Popen([sys.executable, "-m", "archive", "worker"], env=env)
+    children = [web, subprocess.Popen([sys.executable, "-m", "archive", "worker"], env=env)]
+    if config["SEARCH_INDEX_WRITER"] == "follower":  # this host keeps its own search index (several hosts)
+        children.append(subprocess.Popen([sys.executable, "-m", "archive", "follow-index"], env=env))
     click.echo(f"Brücken läuft auf http://{bind}/ (Strg-C beendet). / Brücken runs on http://{bind}/")
-    _supervise([web, worker])
+    _supervise(children)
 
 
 def _supervise(children: list[subprocess.Popen[Any]]) -> None:

@@ -78,6 +78,8 @@ def _derive(settings: dict[str, Any]) -> dict[str, Any]:
         raise SettingsError(f"{ENV_PREFIX}STORAGE must be 'local' or 's3', not {settings['STORAGE']!r}")
     if settings["QUEUE"] not in {"sqlite", "redis", "immediate"}:
         raise SettingsError(f"{ENV_PREFIX}QUEUE must be 'sqlite', 'redis' or 'immediate'")
+    if settings["SEARCH_INDEX_WRITER"] not in {"worker", "follower"}:
+        raise SettingsError(f"{ENV_PREFIX}SEARCH_INDEX_WRITER must be 'worker' or 'follower'")
     return settings
 
 

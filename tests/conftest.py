@@ -14,11 +14,43 @@ from flask import Flask
 from flask.testing import FlaskClient
 from PIL import Image
 
+from tests.servers.database import CHOICES as DATABASE_CHOICES
+from tests.servers.database import OPTION as DATABASE_OPTION
+from tests.servers.database import PostgresDatabases, database_settings, use_postgres
+
 pytest_plugins = ["tests.servers.fixtures", "tests.servers.redis_fixtures"]
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus"
 PASSWORD = "correct horse battery"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(DATABASE_OPTION, choices=DATABASE_CHOICES, default="sqlite",
+                     help="the database every test's archive runs on (default: sqlite; see tests/servers/database.py)")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _database_of_this_run(request: pytest.FixtureRequest) -> Iterator[None]:
+    """With --database=postgresql every archive a test sets up lives on the session's PostgreSQL server."""
+    if request.config.getoption(DATABASE_OPTION) != "postgresql":
+        yield
+        return
+    databases = PostgresDatabases(request.getfixturevalue("pg_server"))
+    use_postgres(databases)
+    try:
+        yield
+    finally:
+        use_postgres(None)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_databases(_database_of_this_run: None) -> Iterator[None]:
+    yield
+    from tests.servers import database
+
+    if database._databases is not None:
+        database._databases.drop_all()
 
 
 @pytest.fixture(autouse=True)
@@ -50,6 +82,7 @@ def corpus() -> Path:
 
 def settings_for(tmp_path: Path, **extra: Any) -> dict[str, Any]:
     return {
+        **database_settings(tmp_path / "instance"),
         "INSTANCE_DIR": str(tmp_path / "instance"),
         "UPLOAD_DIR": str(tmp_path / "uploads"),
         "INDEX_DIR": str(tmp_path / "index"),

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import requests
 
+from tests.servers.database import database_settings
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -30,7 +32,7 @@ def running_archive(folder: Path, **settings: str) -> Iterator[tuple[str, str]]:
     port = free_port()
     env.update(ARCHIVE_INSTANCE_DIR=str(folder / "instance"), ARCHIVE_UPLOAD_DIR=str(folder / "uploads"),
                ARCHIVE_INDEX_DIR=str(folder / "index"), ARCHIVE_PORT=str(port))
-    env.update({f"ARCHIVE_{k}": v for k, v in settings.items()})
+    env.update({f"ARCHIVE_{k}": v for k, v in {**database_settings(folder / "instance"), **settings}.items()})
     init = subprocess.run([sys.executable, "-m", "archive", "init"], env=env, capture_output=True, text=True,
                           stdin=subprocess.DEVNULL, timeout=120)
     if init.returncode != 0:

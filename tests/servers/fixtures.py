@@ -152,6 +152,9 @@ class _ExternalPostgres:
 
         self._url = make_url(url)
 
+    def url(self, database: str) -> str:
+        return self._url.set(database=database).render_as_string(hide_password=False)
+
     def _admin(self) -> Any:
         from sqlalchemy import create_engine
 

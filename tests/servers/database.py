@@ -1,0 +1,100 @@
+"""Which database the whole test suite runs on: SQLite (the default) or a real PostgreSQL server.
+
+    ./dev.sh test                          # SQLite: each test's database is a file in its own folder
+    ./dev.sh test --database=postgresql    # PostgreSQL: each test gets a database of its own on one server
+
+With PostgreSQL, the session starts one server (tests/servers/postgres.py, or the one BRUCKEN_TEST_PG_URL names),
+migrates and seeds a template database once, and every archive folder a test sets up gets a fresh copy of it
+(``CREATE DATABASE … TEMPLATE``, ~30 ms), dropped after the test. ``settings_for`` in tests/conftest.py and the
+real-process helpers ask ``database_settings(folder)`` for the URL, so tests need not know which database runs.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+OPTION = "--database"
+CHOICES = ("sqlite", "postgresql")
+TEMPLATE = "brucken_template"
+
+
+class PostgresDatabases:
+    """One fresh database per archive folder of the running test, cloned from a migrated, seeded template."""
+
+    def __init__(self, server: Any) -> None:
+        from sqlalchemy.engine import make_url
+
+        self._base = make_url(server.url("postgres"))
+        self._current: dict[str, str] = {}  # archive folder -> database name
+        self._execute(f'DROP DATABASE IF EXISTS "{TEMPLATE}" WITH (FORCE)')  # left by an earlier run elsewhere
+        self._execute(f'CREATE DATABASE "{TEMPLATE}"')
+        self._prepare_template()
+
+    def _url(self, name: str) -> str:
+        return self._base.set(database=name).render_as_string(hide_password=False)
+
+    def _prepare_template(self) -> None:
+        from tests.conftest import make_ready_app
+
+        with tempfile.TemporaryDirectory(prefix="brucken-template-") as folder:
+            app = make_ready_app({"INSTANCE_DIR": folder, "UPLOAD_DIR": folder, "INDEX_DIR": folder,
+                                  "SECRET_KEY": "template", "QUEUE": "immediate", "TESTING": True,
+                                  "DATABASE_URL": self._url(TEMPLATE)})
+            with app.app_context():
+                from archive.models import db
+
+                db.engine.dispose()  # a template must have no connections while it is copied
+
+    def _execute(self, statement: str) -> None:
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(self._url("postgres"), isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as connection:
+                connection.execute(text(statement))
+        finally:
+            engine.dispose()
+
+    def url_for(self, folder: str) -> str:
+        if folder not in self._current:
+            name = f"test_{uuid.uuid4().hex[:16]}"
+            self._execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"')
+            self._current[folder] = name
+        return self._url(self._current[folder])
+
+    def drop_all(self) -> None:
+        """After each test: its databases go, whatever connections are still open (FORCE). The pools of the
+        test's apps are closed first, so no connection is left for the garbage collector to find open."""
+        from archive.models import db
+
+        names = set(self._current.values())
+        for engines in list(db._app_engines.values()):
+            for engine in engines.values():
+                if engine.url.database in names:
+                    engine.dispose()
+        for name in self._current.values():
+            self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self._current.clear()
+
+
+_databases: PostgresDatabases | None = None
+
+
+def use_postgres(databases: PostgresDatabases | None) -> None:
+    global _databases
+    _databases = databases
+
+
+def running_on_postgres() -> bool:
+    return _databases is not None
+
+
+def database_settings(folder: Path | str) -> dict[str, str]:
+    """Settings that put the archive whose INSTANCE_DIR is ``folder`` on this run's database: nothing for SQLite
+    (the archive makes its file in INSTANCE_DIR), DATABASE_URL of the folder's own database for PostgreSQL."""
+    if _databases is None:
+        return {}
+    return {"DATABASE_URL": _databases.url_for(str(Path(folder).resolve()))}
