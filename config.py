@@ -104,8 +104,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WORKER_THREADS", 2, "Jobs processed at once by one worker process."),
     Setting("JOB_RETRIES", 4, "How often a failed job is tried again before it lands in the failed list "
             "(/admin/jobs), where an admin can start it again."),
-    Setting("JOB_RETRY_SECONDS", 10, "Wait before the first retry of a failed job; each further retry waits "
-            "twice as long as the one before (10, 20, 40, 80 s)."),
+    Setting("JOB_RETRY_SECONDS", 10.0, "Wait before the first retry of a failed job; each further retry waits "
+            "twice as long as the one before (10, 20, 40, 80 s). The worker looks for due retries once a second."),
     Setting("STALE_MINUTES", 30, "A photo still 'processing' after this long is finished or cleaned by reconcile."),
     # --- serving -------------------------------------------------------------------------------------
     Setting("HOST", "127.0.0.1", "Address 'brucken run' listens on."),

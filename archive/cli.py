@@ -18,6 +18,7 @@ from flask.cli import FlaskGroup, with_appcontext
 from sqlalchemy import select
 
 from .storage import StorageError
+from .store_migration import move_to_s3_command
 
 
 def _create_app() -> Flask:
@@ -39,7 +40,8 @@ def main() -> None:
 def register(app: Flask) -> None:
     for command in (init_command, run_command, worker_command, import_command, derivatives_command,
                     reconcile_command, reset_password_command, reindex_command, search_check_command,
-                    token_group, invite_command, backup_command, restore_command, follow_index_command):
+                    token_group, invite_command, backup_command, restore_command, follow_index_command,
+                    move_to_s3_command):
         app.cli.add_command(command)
 
 
@@ -216,8 +218,12 @@ def _ensure_search_index() -> None:
 @with_appcontext
 def worker_command(threads: int | None) -> None:
     """Run the job worker: makes derivatives for new photos."""
+    import logging
+
     from .services import get_jobs
 
+    # Each job, retry and failure with its time and process: what an operator reads in `journalctl -u brucken-worker`.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s pid=%(process)d %(name)s %(levelname)s %(message)s")
     consumer = get_jobs().consumer(threads or int(current_app.config["WORKER_THREADS"]))
     click.echo("Worker läuft. / Worker running.")
     consumer.run()
@@ -254,12 +260,17 @@ def follow_index_command(once: bool) -> None:
 @with_appcontext
 def run_command(host: str | None, port: int | None) -> None:
     """Serve the archive with gunicorn and run the job worker beside it, until Ctrl-C."""
+    from . import ROOT
+
     config = current_app.config
     bind = f"{host or config['HOST']}:{port or config['PORT']}"
     env = dict(os.environ)
-    web = subprocess.Popen([sys.executable, "-m", "gunicorn", "--bind", bind, "--workers",
-                            str(config["WEB_WORKERS"]), "--threads", "4", "--timeout", "120",
-                            "--access-logfile", "-", "archive:create_app()"], env=env)
+    if host:
+        env["ARCHIVE_HOST"] = host  # gunicorn.conf.py reads the same settings
+    if port:
+        env["ARCHIVE_PORT"] = str(port)
+    web = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"),
+                            "archive:create_app()"], env=env)
     children = [web, subprocess.Popen([sys.executable, "-m", "archive", "worker"], env=env)]
     if config["SEARCH_INDEX_WRITER"] == "follower":  # this host keeps its own search index (several hosts)
         children.append(subprocess.Popen([sys.executable, "-m", "archive", "follow-index"], env=env))
@@ -286,7 +297,7 @@ def _supervise(children: list[subprocess.Popen[Any]]) -> None:
                 child.send_signal(signal.SIGTERM)
         for child in children:
             try:
-                child.wait(timeout=15)
+                child.wait(timeout=130)  # gunicorn's graceful timeout is 120 s
             except subprocess.TimeoutExpired:
                 child.kill()
     codes = [child.returncode for child in children]

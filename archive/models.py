@@ -460,6 +460,37 @@ class OutboxCursor(db.Model):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class FailedJob(db.Model):
+    """A background job that failed on every try (JOB_RETRIES retries): listed on /admin/jobs, where an admin
+    starts it again (``archive.failed_jobs``). A job that keeps failing with the same arguments stays one entry
+    until it is started again."""
+
+    __tablename__ = "failed_jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task: Mapped[str] = mapped_column(String(60))  # the Huey task name: "process_photo", "apply_outbox"
+    args: Mapped[str] = mapped_column(Text, default="[]")  # the task's positional arguments as a JSON list
+    error: Mapped[str] = mapped_column(Text, default="")  # the last error, one short line (no traceback, no secrets)
+    attempts: Mapped[int] = mapped_column(default=0)
+    failed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    retried_at: Mapped[datetime | None]
+
+    @property
+    def arguments(self) -> list[Any]:
+        import json
+
+        value = json.loads(self.args or "[]")
+        return value if isinstance(value, list) else []
+
+    @property
+    def photo_id(self) -> int | None:
+        """The photo the job was about, if it was about one."""
+        arguments = self.arguments
+        if self.task == "process_photo" and arguments and isinstance(arguments[0], int):
+            return arguments[0]
+        return None
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # Selecting for exhibitions: ratings, shortlists, jury rounds, exhibitions and their exports.
 

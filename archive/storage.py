@@ -4,6 +4,18 @@
   the target folder, are fsynced and then renamed over the key, so a reader sees the old or the new object,
   never a half-written one.
 - ``S3Store``: any S3-compatible service through boto3 (Ceph RGW, MinIO, AWS S3). One client per store.
+  Every write is verified end to end (see "Checksums" below).
+
+Checksums (S3). What the store sends is exactly what it hashed: each request body (a whole object, or one part of
+a multipart upload) is read into memory once, and its MD5 goes along as Content-MD5, which every S3 service checks
+(a mismatch is refused with BadDigest before anything is stored). The ETag the service answers with (the body's
+MD5; for a multipart object the MD5 of the parts' MD5s followed by "-N") is compared as well, for services that
+skip the Content-MD5 check. An original's key names its SHA-256 (``content_key``): the bytes read are hashed
+and compared with it before the upload is completed, so a file that changed or was damaged after staging is not
+stored under a name that lies. The newer ``x-amz-checksum-sha256`` (ChecksumAlgorithm="SHA256") is not used:
+Ceph 16 (Pacific) accepts the header and ignores it (an object with a wrong checksum is stored; measured), so it
+would give a false sense of safety. A mismatch raises ``ChecksumMismatch`` (a StorageError) and leaves nothing
+behind: an unfinished multipart upload is aborted, a written object that fails the check is deleted.
 
 Both backends accept the same keys (see ``validate_key``) and raise only the project's own errors:
 ``ObjectNotFound`` for a missing key, ``StorageUnavailable`` when the service cannot be used (down, timeout,
@@ -13,7 +25,9 @@ exceptions never escape; the original exception is kept as ``__cause__`` for the
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import io
 import logging
 import os
@@ -23,7 +37,9 @@ import tempfile
 import threading
 import unicodedata
 import urllib.parse
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,6 +66,7 @@ from archive.text import shorten_filename
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "ChecksumMismatch",
     "LocalStore",
     "ObjectInfo",
     "ObjectNotFound",
@@ -63,6 +80,8 @@ __all__ = [
 ]
 
 DEFAULT_CHUNK_SIZE = 256 * 1024
+DEFAULT_MULTIPART_THRESHOLD = 8 * 1024 * 1024
+MIN_PART_SIZE = 5 * 1024 * 1024  # the S3 limit for every part but the last
 MAX_KEY_BYTES = 1024  # the S3 limit
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # the SigV4 limit
 
@@ -77,6 +96,10 @@ class ObjectNotFound(StorageError):
 
 class StorageUnavailable(StorageError):
     """The object store cannot be used right now: service down, timeout, bad credentials, missing bucket..."""
+
+
+class ChecksumMismatch(StorageError):
+    """What the store holds (or was about to hold) is not the bytes that were meant: nothing was kept."""
 
 
 @dataclass(frozen=True)
@@ -192,12 +215,45 @@ def delete_best_effort(store: ObjectStore, keys: Iterable[str]) -> None:
             log.warning("could not delete %s (%s); reconcile will", key, exc)
 
 
+def sha256_of_content_key(key: str) -> str | None:
+    """The SHA-256 an original's key promises (``originals/ab/cd/<sha256>``), or None for any other key."""
+    match = _CONTENT_KEY.fullmatch(key)
+    if match is None or not match.group(3).startswith(match.group(1) + match.group(2)):
+        return None
+    return match.group(3)
+
+
+_CONTENT_KEY = re.compile(r"originals/([0-9a-f]{2})/([0-9a-f]{2})/([0-9a-f]{64})")
+
+
 def content_key(sha256_hex: str) -> str:
     """The key of an original: ``originals/ab/cd/<sha256>``."""
     digest = sha256_hex.strip().lower() if isinstance(sha256_hex, str) else ""
     if not _SHA256.fullmatch(digest):
         raise StorageError(f"not a SHA-256 hex digest: {sha256_hex!r}")
     return f"originals/{digest[0:2]}/{digest[2:4]}/{digest}"
+
+
+_MD5_ETAG = re.compile(r"[0-9a-f]{32}(-[0-9]+)?")
+
+
+def _md5(data: bytes) -> Any:
+    return hashlib.md5(data, usedforsecurity=False)  # an integrity check, not security
+
+
+def _b64(md5: Any) -> str:
+    return base64.b64encode(md5.digest()).decode("ascii")
+
+
+def multipart_etag(part_md5s: list[bytes]) -> str:
+    """The ETag S3 gives a multipart object: the MD5 of the parts' MD5s, "-" and the number of parts."""
+    return f"{_md5(b''.join(part_md5s)).hexdigest()}-{len(part_md5s)}"
+
+
+def _check_sha256(key: str, expected: str | None, actual: str) -> None:
+    if expected is not None and actual != expected:
+        raise ChecksumMismatch(f"cannot store {key!r}: the bytes read have SHA-256 {actual}, not the {expected} "
+                               "the key names (the file changed or is damaged); nothing was stored")
 
 
 def _check_chunk_size(chunk_size: int) -> None:
@@ -438,6 +494,7 @@ def _walk_error(error: OSError) -> None:
 # -- S3 ----------------------------------------------------------------------------------------------------
 
 _NOT_FOUND_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+_DIGEST_CODES = frozenset({"BadDigest", "InvalidDigest"})
 _UNAVAILABLE_CODES = frozenset(
     {
         "NoSuchBucket",
@@ -543,7 +600,8 @@ class S3Store:
         connect_timeout = _positive_number(settings, "S3_CONNECT_TIMEOUT", 5.0)
         read_timeout = _positive_number(settings, "S3_READ_TIMEOUT", 30.0)
         max_attempts = int(_positive_number(settings, "S3_MAX_ATTEMPTS", 3, integer=True))
-        threshold = int(_positive_number(settings, "S3_MULTIPART_THRESHOLD", 8 * 1024 * 1024, integer=True))
+        threshold = int(_positive_number(settings, "S3_MULTIPART_THRESHOLD", DEFAULT_MULTIPART_THRESHOLD,
+                                         integer=True))
         region = str(settings.get("S3_REGION") or "us-east-1").strip()
         endpoint = str(settings.get("S3_ENDPOINT") or "").strip() or None
         access_key = str(settings.get("S3_ACCESS_KEY") or "").strip() or None
@@ -579,7 +637,7 @@ class S3Store:
             ) from exc
         transfer = TransferConfig(
             multipart_threshold=threshold,
-            multipart_chunksize=max(threshold, 5 * 1024 * 1024),
+            multipart_chunksize=max(threshold, MIN_PART_SIZE),
             max_concurrency=4,
         )
         return cls(client, bucket, transfer_config=transfer)
@@ -602,6 +660,9 @@ class S3Store:
         if client_error is not None:
             code, message, status = _client_error_parts(client_error)
             detail = f"{code or status}" + (f": {message}" if message and message != "None" else "")
+            if code in _DIGEST_CODES:
+                return ChecksumMismatch(f"{where}: cannot {what}: the service received other bytes than were "
+                                        f"sent ({detail}); nothing was stored")
             if code in _NOT_FOUND_CODES and key is not None:
                 return ObjectNotFound(f"no object {key!r} in bucket {self.bucket!r}")
             if code in ("404", "NotFound", "NoSuchBucket"):
@@ -630,27 +691,178 @@ class S3Store:
         except (*_S3_ERRORS, OSError) as exc:
             raise self._translate(exc, action, key) from exc
 
+    # -- sizes of uploads ---------------------------------------------------------------------------------
+    @property
+    def multipart_threshold(self) -> int:
+        """Files larger than this go up in parts."""
+        return int(getattr(self.transfer_config, "multipart_threshold", DEFAULT_MULTIPART_THRESHOLD))
+
+    @property
+    def part_size(self) -> int:
+        """The size of each part but the last (S3 wants at least 5 MiB)."""
+        chunk = int(getattr(self.transfer_config, "multipart_chunksize", self.multipart_threshold))
+        return max(chunk, MIN_PART_SIZE)
+
+    @property
+    def upload_concurrency(self) -> int:
+        return max(1, int(getattr(self.transfer_config, "max_concurrency", 4)))
+
+    def expected_etag(self, path: Path) -> tuple[int, str]:
+        """Size and ETag that ``put_file`` of this file gives on a service with MD5 ETags (for comparing a
+        stored copy with a local file without downloading it)."""
+        size = Path(path).stat().st_size
+        with open(path, "rb") as stream:
+            if size <= self.multipart_threshold:
+                return size, _md5(stream.read()).hexdigest()
+            md5s = [_md5(chunk).digest() for chunk in iter(lambda: stream.read(self.part_size), b"")]
+        return size, multipart_etag(md5s)
+
     # -- ObjectStore --------------------------------------------------------------------------------------
     def put_file(self, key: str, path: Path, content_type: str) -> None:
+        """Upload, verified (module documentation, "Checksums"); in parts above the threshold. S3 publishes a
+        multipart object only when the upload completes, so readers never see a partial object."""
         validate_key(key)
         source = Path(path)
         if not source.is_file():
             raise StorageError(f"cannot store {key!r}: source file {str(source)!r} does not exist")
-        with self._errors("store", key):
-            # upload_file switches to multipart above the threshold; S3 publishes the object only when the
-            # upload completes, so readers never see a partial object.
-            self.client.upload_file(
-                str(source),
-                self.bucket,
-                key,
-                ExtraArgs={"ContentType": content_type},
-                Config=self.transfer_config,
-            )
+        expected_sha256 = sha256_of_content_key(key)
+        try:
+            stream = open(source, "rb")  # noqa: SIM115 - closed below, errors told apart from the service's
+        except OSError as exc:
+            raise StorageError(f"cannot store {key!r}: cannot read source file {str(source)!r}: {exc}") from exc
+        with stream:
+            try:
+                size = os.fstat(stream.fileno()).st_size
+                data = stream.read(size + 1) if size <= self.multipart_threshold else None
+            except OSError as exc:
+                raise StorageError(f"cannot store {key!r}: cannot read source file {str(source)!r}: {exc}") from exc
+            extra = {"ContentType": content_type}
+            if data is not None and len(data) <= self.multipart_threshold:
+                _check_sha256(key, expected_sha256, hashlib.sha256(data).hexdigest())
+                self._put_single(key, data, extra)
+            else:
+                stream.seek(0)
+                self._put_multipart(key, stream, extra, expected_sha256)
 
     def put_bytes(self, key: str, data: bytes, content_type: str) -> None:
         validate_key(key)
+        data = bytes(data)
+        _check_sha256(key, sha256_of_content_key(key), hashlib.sha256(data).hexdigest())
+        self._put_single(key, data, {"ContentType": content_type})
+
+    def put_public_copy(self, source_key: str, target_key: str, *, content_type: str, cache_control: str) -> None:
+        """Copy an object, inside the service, to a key anyone may read (public-read ACL), with its own
+        Content-Type and Cache-Control. Verified: the copy must have the source's ETag, else it is deleted."""
+        validate_key(source_key)
+        validate_key(target_key)
+        source = self.stat(source_key)
+        with self._errors("copy", source_key):
+            response = self.client.copy_object(
+                Bucket=self.bucket, Key=target_key, CopySource={"Bucket": self.bucket, "Key": source_key},
+                # The source must still be what we looked at: a replaced derivative is not copied half-known.
+                **({"CopySourceIfMatch": f'"{source.etag}"'} if source.etag else {}),
+                MetadataDirective="REPLACE", ContentType=content_type, CacheControl=cache_control,
+                ACL="public-read",
+            )
+        answered = str((response.get("CopyObjectResult") or {}).get("ETag") or "").strip('"')
+        if source.etag and _MD5_ETAG.fullmatch(source.etag) and answered and answered != source.etag:
+            self._discard_mismatch(target_key, f"the copy's ETag {answered} is not the source's {source.etag}")
+
+    # -- verified writes ----------------------------------------------------------------------------------
+    def _put_single(self, key: str, data: bytes, extra: dict[str, Any]) -> None:
+        md5 = _md5(data)
         with self._errors("store", key):
-            self.client.put_object(Bucket=self.bucket, Key=key, Body=bytes(data), ContentType=content_type)
+            response = self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentMD5=_b64(md5), **extra)
+        answered = str(response.get("ETag") or "").strip('"')
+        if not answered:  # some services leave it out: ask
+            self._confirm(key, len(data), md5.hexdigest())
+        elif _MD5_ETAG.fullmatch(answered) and answered != md5.hexdigest():
+            self._discard_mismatch(key, f"the service stored ETag {answered}, we sent MD5 {md5.hexdigest()}")
+
+    def _put_multipart(self, key: str, stream: BinaryIO, extra: dict[str, Any], expected_sha256: str | None) -> None:
+        with self._errors("store", key):
+            upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=key, **extra)["UploadId"]
+        try:
+            parts, md5s, size = self._upload_parts(key, upload_id, stream, expected_sha256)
+            with self._errors("store", key):
+                self.client.complete_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id,
+                                                      MultipartUpload={"Parts": parts})
+        except BaseException:
+            self._abort_upload(key, upload_id)
+            raise
+        # Ceph leaves the ETag out of the completion's answer: the object's own HEAD is the proof anyway.
+        self._confirm(key, size, multipart_etag(md5s))
+
+    def _upload_parts(self, key: str, upload_id: str, stream: BinaryIO,
+                      expected_sha256: str | None) -> tuple[list[dict[str, Any]], list[bytes], int]:
+        """Read the file once, in order: the SHA-256 of the whole is taken here, each part's MD5 in the thread
+        that sends it, from the same bytes in memory. At most ``upload_concurrency + 1`` parts are held."""
+        whole = hashlib.sha256()
+        md5s: list[bytes] = []
+        parts: list[dict[str, Any]] = []
+        size = number = 0
+        with ThreadPoolExecutor(max_workers=self.upload_concurrency, thread_name_prefix="s3-part") as pool:
+            in_flight: deque[Future[tuple[dict[str, Any], bytes]]] = deque()
+
+            def collect() -> None:
+                part, md5 = in_flight.popleft().result()
+                parts.append(part)
+                md5s.append(md5)
+
+            while True:
+                try:
+                    chunk = stream.read(self.part_size)
+                except OSError as exc:
+                    raise StorageError(f"cannot store {key!r}: cannot read the source file: {exc}") from exc
+                if not chunk:
+                    break
+                whole.update(chunk)
+                size += len(chunk)
+                number += 1
+                in_flight.append(pool.submit(self._upload_part, key, upload_id, number, chunk))
+                del chunk
+                if len(in_flight) >= self.upload_concurrency:
+                    collect()
+            while in_flight:
+                collect()
+        _check_sha256(key, expected_sha256, whole.hexdigest())
+        return parts, md5s, size
+
+    def _upload_part(self, key: str, upload_id: str, number: int, data: bytes) -> tuple[dict[str, Any], bytes]:
+        md5 = _md5(data)
+        with self._errors("store", key):
+            response = self.client.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number,
+                                               Body=data, ContentMD5=_b64(md5))
+        answered = str(response.get("ETag") or "").strip('"')
+        if _MD5_ETAG.fullmatch(answered) and answered != md5.hexdigest():
+            raise ChecksumMismatch(f"cannot store {key!r}: part {number} arrived as ETag {answered}, "
+                                   f"we sent MD5 {md5.hexdigest()}")
+        return {"PartNumber": number, "ETag": response["ETag"]}, md5.digest()
+
+    def _abort_upload(self, key: str, upload_id: str) -> None:
+        """Best effort: an upload that cannot be aborted now is removed by reconcile (discard_incomplete)."""
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        except (*_S3_ERRORS, OSError) as exc:
+            log.warning("could not abort the multipart upload of %s (%s); reconcile will", key, exc)
+
+    def _confirm(self, key: str, size: int, etag: str) -> None:
+        """The stored object has the size and (if the service uses MD5 ETags) the ETag we computed."""
+        info = self.stat(key)
+        if info.size != size:
+            self._discard_mismatch(key, f"the service holds {info.size} bytes, we sent {size}")
+        if info.etag and _MD5_ETAG.fullmatch(info.etag) and info.etag != etag:
+            self._discard_mismatch(key, f"the service holds ETag {info.etag}, we sent {etag}")
+
+    def _discard_mismatch(self, key: str, detail: str) -> None:
+        """A written object is not what was meant: remove it (a damaged object is worse than a missing one,
+        which reconcile and the consistency checks notice) and raise."""
+        log.error("checksum mismatch storing %s: %s; deleting it", key, detail)
+        try:
+            self.delete(key)
+        except StorageError as exc:
+            log.error("could not delete the damaged object %s: %s", key, exc)
+        raise ChecksumMismatch(f"S3 at {self._endpoint()}: stored {key!r} is damaged ({detail}); it was removed")
 
     def open(self, key: str) -> BinaryIO:
         validate_key(key)

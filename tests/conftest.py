@@ -41,16 +41,19 @@ def _database_of_this_run(request: pytest.FixtureRequest) -> Iterator[None]:
     try:
         yield
     finally:
+        databases.drop()
         use_postgres(None)
 
 
 @pytest.fixture(autouse=True)
 def _fresh_databases(_database_of_this_run: None) -> Iterator[None]:
-    yield
+    """Each test's archives get new databases; those of module fixtures (made before) live on."""
     from tests.servers import database
 
+    before = database._databases.folders() if database._databases is not None else set()
+    yield
     if database._databases is not None:
-        database._databases.drop_all()
+        database._databases.drop(keep=before)
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,6 @@ object store restored from a snapshot), and a refused POST must leave the databa
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import shutil
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from archive import accounts, workflow
 from archive.auth import hash_password, open_login_session
@@ -67,6 +66,7 @@ from tests.access_rules import (
 )
 from tests.conftest import PASSWORD, IsolatedClient, login, make_ready_app, settings_for
 from tests.photos import a_place, complete_bundle, upload_one
+from tests.servers.database import fingerprint, restore_database, snapshot_database
 
 # (endpoint, method) -> rule. Every route in the app must be here.
 POLICY: dict[tuple[str, str], Rule] = {
@@ -209,6 +209,7 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Archive]:
         db.engine.dispose()
     snapshot = folder / "snapshot"
     shutil.copytree(folder / "live", snapshot)
+    snapshot_database(folder / "live" / "instance")
     yield Archive(app, folder / "live", snapshot, users, photos, values)
     with app.app_context():
         db.session.remove()
@@ -288,18 +289,7 @@ def test_every_get_for_every_role_and_photo_state(archive: Archive) -> None:
 
 
 def _fingerprint(archive: Archive) -> str:
-    """Everything a refused request must not have changed: every row of every table."""
-    with archive.app.app_context():
-        digest = hashlib.sha256()
-        tables = [name for (name,) in db.session.execute(text(
-            "SELECT name FROM sqlite_master WHERE type = 'table'"
-            " AND name NOT IN ('login_failures', 'login_sessions', 'sqlite_sequence')"
-            " ORDER BY name"))]
-        for table in tables:
-            for row in db.session.execute(text(f"SELECT * FROM {table} ORDER BY 1")):
-                digest.update(repr(tuple(row)).encode())
-        db.session.remove()
-        return digest.hexdigest()
+    return fingerprint(archive.app)
 
 
 def _restore(archive: Archive) -> None:
@@ -308,6 +298,7 @@ def _restore(archive: Archive) -> None:
         db.engine.dispose()
     shutil.rmtree(archive.folder)
     shutil.copytree(archive.snapshot, archive.folder)
+    restore_database(archive.folder / "instance")
 
 
 def test_every_post_for_every_role_and_photo_state(archive: Archive) -> None:

@@ -496,7 +496,7 @@ def publish_photo(client: FlaskClient, color: tuple[int, int, int], caption: str
     photo.caption, photo.status = caption, PhotoStatus.PUBLISHED
     db.session.add(OutboxEvent(topic="photo.changed", photo_id=photo_id))
     db.session.commit()
-    get_jobs().enqueue_indexing()
+    get_jobs().outbox_changed()
     return photo_id
 
 
@@ -661,7 +661,7 @@ def test_a_lost_or_damaged_index_is_a_503_in_words_and_the_writer_rebuilds_it(lo
     api = client.get("/api/v1/search", query_string={"q": "Freundschaft"})
     assert_unavailable(api, "search_unavailable", "neu aufgebaut", "being rebuilt")
 
-    get_jobs().enqueue_indexing()  # the writer's next run (after any change, and every minute)
+    get_jobs().outbox_changed()  # the writer's next run (after any change, and every minute)
     assert search_ids(client, "Freundschaft") == [photo_id]
     assert_consistent(local_app)
 
@@ -675,7 +675,7 @@ def test_an_index_that_opens_but_a_reader_found_unreadable_is_rebuilt_by_the_wri
     damaged = _current_generation(local_app)
     index._mark_damaged()  # what a search that failed inside Whoosh does (archive/search.py, _reading)
     assert index.damaged()
-    get_jobs().enqueue_indexing()
+    get_jobs().outbox_changed()
     assert _current_generation(local_app) != damaged and not index.damaged()
     assert search_ids(client, "Fluss") == [photo_id]
     assert_consistent(local_app)

@@ -28,7 +28,7 @@ def archive_photo(app: Flask, caption: str, slug: str = "pasadena", color: tuple
     photo.caption = caption
     db.session.add(OutboxEvent(topic="photo.changed", photo_id=photo.id))
     db.session.commit()
-    get_jobs().enqueue_indexing()
+    get_jobs().outbox_changed()
     return photo.id
 
 
@@ -36,7 +36,7 @@ def publish(photo_id: int) -> None:
     db.session.get(Photo, photo_id).status = PhotoStatus.PUBLISHED
     db.session.add(OutboxEvent(topic="photo.changed", photo_id=photo_id))
     db.session.commit()
-    get_jobs().enqueue_indexing()
+    get_jobs().outbox_changed()
 
 
 def search_ids(client: FlaskClient, **params: Any) -> list[int]:
@@ -168,7 +168,7 @@ def test_facet_counts_equal_the_database(app: Flask, client: FlaskClient) -> Non
     from collections import Counter
 
     _many_photos(300)
-    get_jobs().enqueue_indexing()
+    get_jobs().outbox_changed()
     body = client.get("/api/v1/search", query_string={"q": "Rhein"}).get_json()
     published = db.session.scalars(select(Photo).where(Photo.status == PhotoStatus.PUBLISHED)
                                    .options(selectinload(Photo.association))).all()
@@ -228,7 +228,7 @@ def test_the_writer_rebuilds_a_lost_or_damaged_index_by_itself(app: Flask, clien
         path.write_bytes(b"\0" * 64)  # damaged segments
     app.extensions.pop("brucken.search", None)
     assert client.get("/api/v1/search", query_string={"q": "Herbst"}).status_code == 503
-    get_jobs().enqueue_indexing()  # the next run of the writer (it also runs every minute)
+    get_jobs().outbox_changed()  # the next run of the writer (it also runs every minute)
     app.extensions.pop("brucken.search", None)
     assert search_ids(client, q="Herbst") == [photo_id]
 

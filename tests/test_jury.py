@@ -176,7 +176,7 @@ def test_pool_from_a_search_pages_through_every_hit(client: FlaskClient, people:
     for n, photo_id in enumerate(ids):
         complete_bundle(photo_id, people["curator"], title=f"Rheinbrücke {n}" if n < 3 else "Hafenkran")
         publish(photo_id, people["curator"])
-    get_jobs().enqueue_indexing()
+    get_jobs().outbox_changed()
     pool = jury.pool_from_search(get_search_index(), "Rheinbrücke")
     assert sorted(pool.photo_ids) == sorted(ids[:3])
     assert pool.source == "Suche „Rheinbrücke“"

@@ -369,7 +369,7 @@ def test_the_grid_and_the_queue_post_their_selection_to_a_shortlist(member: Flas
 def test_search_results_have_checkboxes_for_curators_only(app: Flask, client: FlaskClient, member: FlaskClient,
                                                           people: dict[str, User]) -> None:
     photo_id = a_photo(member, people, 1, title="Rheinbrücke im Nebel")
-    get_jobs().enqueue_indexing()
+    get_jobs().outbox_changed()
     visitor = app.test_client()
     html = visitor.get("/search?q=Nebel").get_data(as_text=True)
     assert "Rheinbrücke im Nebel" in html

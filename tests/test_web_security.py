@@ -9,7 +9,6 @@ S3 tests use the real radosgw of tests/servers/fixtures.py.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import re
 import threading
@@ -25,7 +24,7 @@ import requests
 from botocore.exceptions import ClientError
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from archive import accounts
 from archive.auth import hash_password
@@ -33,6 +32,7 @@ from archive.models import Association, LoginFailure, Photo, PhotoStatus, Role, 
 from tests.access_rules import ADMIN, CURATOR, USERNAMES
 from tests.conftest import PASSWORD, IsolatedClient, login, make_ready_app, settings_for
 from tests.photos import complete_bundle, publish, upload_one
+from tests.servers.database import fingerprint
 from tests.servers.fixtures import admin_client
 from tests.servers.radosgw import ExternalS3Server
 from tests.test_access_matrix import Archive, archive  # noqa: F401 (fixture: every kind of thing, real ids)
@@ -271,17 +271,7 @@ STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
 
 
 def _fingerprint(app: Flask) -> str:
-    """Every row of every table but the login bookkeeping (a session's last-seen time may move on any request)."""
-    with app.app_context():
-        digest = hashlib.sha256()
-        tables = [name for (name,) in db.session.execute(text(
-            "SELECT name FROM sqlite_master WHERE type = 'table'"
-            " AND name NOT IN ('login_failures', 'login_sessions', 'sqlite_sequence') ORDER BY name"))]
-        for table in tables:
-            for row in db.session.execute(text(f"SELECT * FROM {table} ORDER BY 1")):
-                digest.update(repr(tuple(row)).encode())
-        db.session.remove()
-        return digest.hexdigest()
+    return fingerprint(app)
 
 
 def _every_url(scene: Archive, methods: set[str]) -> list[tuple[str, str, str]]:

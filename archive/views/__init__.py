@@ -84,15 +84,20 @@ def register_blueprints(app: Flask) -> None:
         gallery,
         jury,
         media,
+        ops,
         photos,
         search,
         selection,
         upload,
     )
 
-    for module in (account, admin, auth, curate, exhibitions, exports, gallery, jury, media, photos, search,
+    for module in (account, admin, auth, curate, exhibitions, exports, gallery, jury, media, ops, photos, search,
                    selection, upload):
         app.register_blueprint(module.bp)
+    from .. import metrics
+
+    metrics.init_app(app)
+    ops.init_app(app)  # after metrics: /healthz and /metrics are answered before anything, the clock included
     app.jinja_env.globals.update(
         status_label=status_label, can_manage=can_manage, can_edit=workflow.can_edit, people_label=people_label,
         action_label=workflow.action_label,

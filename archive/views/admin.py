@@ -1,5 +1,5 @@
-"""The admins' pages: people, associations, invitation and reset links. The work is done in
-``archive.accounts``; every change lands in the audit log there."""
+"""The admins' pages: people, associations, invitation and reset links, and the background jobs that failed.
+The work is done in ``archive.accounts`` and ``archive.failed_jobs``; every change lands in the audit log there."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
-from .. import accounts
-from ..errors import Refusal
+from .. import accounts, failed_jobs
+from ..errors import Refusal, Unavailable
 from ..models import Association, Role, User, db
 from ..services import get_jobs
 from .account import when
@@ -48,7 +48,7 @@ def _overview(error: Refusal | None = None, status: int = 200) -> Any:
     return render_template("admin/index.html", people=accounts.list_people(db.session),
                            associations=accounts.list_associations(db.session),
                            invitations=accounts.open_invitations(db.session), error=error,
-                           values=request.form), status
+                           failed_count=failed_jobs.count_open(db.session), values=request.form), status
 
 
 @bp.get("/admin")
@@ -167,9 +167,35 @@ def association(association_id: int) -> Any:
             db.session.rollback()
             error, status = refusal, refusal.status
         else:
-            get_jobs().enqueue_indexing()  # the name is searchable: the index follows
+            get_jobs().outbox_changed()  # the name is searchable: the index follows
             flash(_("Der Verein „%(name)s“ ist gespeichert.", name=found.name), "ok")
             return redirect(url_for("admin.index"))
     values = request.form if request.method == "POST" else {
         "name": found.name, "partner_city": found.partner_city, "country": found.country, "contact": found.contact}
     return render_template("admin/association.html", association=found, values=values, error=error), status
+
+
+def _jobs_page(error: Refusal | None = None, status: int = 200) -> Any:
+    entries = failed_jobs.list_failed(db.session)
+    return render_template("admin/jobs.html", entries=entries, pending=failed_jobs.queue_depth(get_jobs().huey),
+                           photos=failed_jobs.existing_photos(db.session, entries),
+                           open_count=failed_jobs.count_open(db.session), error=error), status
+
+
+@bp.get("/admin/jobs")
+def jobs() -> Any:
+    return _jobs_page()
+
+
+@bp.post("/admin/jobs/<int:failed_id>/retry")
+def retry_job(failed_id: int) -> Any:
+    try:
+        failed_jobs.retry(db.session, get_jobs(), current_user, failed_id)
+    except Refusal as refusal:
+        db.session.rollback()
+        page = _jobs_page(refusal, refusal.status)
+        if isinstance(refusal, Unavailable):
+            return (*page, {"Retry-After": str(refusal.retry_after)})
+        return page
+    flash(_("Der Auftrag ist wieder in der Warteschlange."), "ok")
+    return redirect(url_for("admin.jobs"))

@@ -250,7 +250,7 @@ def bulk() -> Any:
         outcome = workflow.bulk_transition(db.session, photos, action, current_user, reason)
         message = _summary(action, outcome.done, outcome.refused)
         refused = outcome.refused
-    get_jobs().enqueue_indexing()
+    get_jobs().outbox_changed()
     flash(message, "warning" if refused else "ok")
     return redirect(url_for("curate.queue", **back))
 
@@ -297,7 +297,7 @@ def place_edit(place_id: int) -> Any:
             error, status = refusal, refusal.status
             place = db.session.get(Place, place_id)
         else:
-            get_jobs().enqueue_indexing()
+            get_jobs().outbox_changed()
             flash(_("„%(name)s“ ist gespeichert.", name=place.label), "ok")
             return redirect(url_for("curate.places"))
     return render_template("curate/place_edit.html", place=place, form=form,
@@ -351,7 +351,7 @@ def tag_rename(tag_id: int) -> Any:
     except Refusal as refusal:
         db.session.rollback()
         return _tags_page(refusal.status, refusal, rename={tag_id: name})
-    get_jobs().enqueue_indexing()
+    get_jobs().outbox_changed()
     flash(_("„%(before)s“ heißt jetzt „%(after)s“.", before=before, after=tag.name), "ok")
     return redirect(url_for("curate.tags"))
 

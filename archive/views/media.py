@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, redirect, request
 
+from .. import public_media
 from ..auth import visible_photo_or_404
 from ..errors import Unavailable
 from ..models import PhotoStatus
@@ -24,6 +25,10 @@ def derivative(photo_id: int, size: str, ext: str) -> Any:
     rendition = photo.derivative(size, EXTENSIONS.get(ext, ""))
     if rendition is None:
         abort(404)
+    if photo.status == PhotoStatus.PUBLISHED:
+        cdn = _cdn_redirect(rendition.key)
+        if cdn is not None:
+            return cdn
     response = Response(mimetype="image/jpeg" if rendition.fmt == "jpeg" else "image/webp")
     response.set_etag(rendition.etag)
     response.headers["Cache-Control"] = _cache_control(public=photo.status == PhotoStatus.PUBLISHED)
@@ -48,6 +53,19 @@ def original(photo_id: int) -> Any:
     response.content_length = photo.size_bytes
     response.headers["Content-Disposition"] = attachment_disposition(name)
     response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+def _cdn_redirect(key: str) -> Response | None:
+    """With MEDIA_CDN_URL: a published photo's image from the CDN, once its public copy is there (made by the
+    worker after publication); until then, and for everything else, the app streams it as without a CDN. The
+    redirect itself is rechecked like the image, so a photo taken offline stops being sent there at once."""
+    config = current_app.config
+    url = public_media.public_url(config, key)
+    if url is None or not public_media.copy_exists(get_store(), config, key):
+        return None
+    response = redirect(url, code=302)
+    response.headers["Cache-Control"] = _cache_control(public=True)
     return response
 
 

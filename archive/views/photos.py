@@ -77,7 +77,7 @@ def discard(photo_id: int) -> Any:
     slug = photo.association.slug
     discard_photo(db.session, get_store(), photo, reason="removed by its owner after failed processing",
                   actor_id=current_user.id)
-    get_jobs().enqueue_indexing()
+    get_jobs().outbox_changed()
     flash(_("Die Datei wurde entfernt."), "ok")
     return redirect(url_for("photos.grid", association=slug if current_user.sees_everything else None))
 
@@ -110,7 +110,7 @@ def edit(photo_id: int) -> Any:
         db.session.rollback()
         flash(refusal.message(language()), "error")
         return _edit_page(db.session.get(Photo, photo_id), refusal.status)
-    get_jobs().enqueue_indexing()
+    get_jobs().outbox_changed()
     flash(_("Gespeichert."), "ok")
     return redirect(url_for("photos.detail", photo_id=photo.id))
 
@@ -133,7 +133,7 @@ def withdraw_consent(photo_id: int, consent_id: int) -> Any:
         abort(404)
     was_public = photo.status == PhotoStatus.PUBLISHED
     workflow.withdraw_consent(db.session, photo, consent, current_user, request.form.get("reason", ""))
-    get_jobs().enqueue_indexing()
+    get_jobs().outbox_changed()
     if was_public and photo.status != PhotoStatus.PUBLISHED:
         flash(_("Die Einwilligung ist widerrufen; das Foto ist nicht mehr öffentlich."), "ok")
     else:
@@ -147,7 +147,7 @@ def change_status(photo_id: int) -> Any:
     photo = visible_photo_or_404(photo_id, manage=True)
     action = request.form.get("action", "")
     workflow.transition(db.session, photo, action, current_user, request.form.get("reason", ""))
-    get_jobs().enqueue_indexing()
+    get_jobs().outbox_changed()
     flash(_("Erledigt: %(action)s.", action=workflow.action_label(action)), "ok")
     return redirect(url_for("photos.detail", photo_id=photo.id))
 
@@ -161,6 +161,6 @@ def change_owner(photo_id: int) -> Any:
         raise Refusal("association_missing", "Bitte wählen Sie einen Verein.", "Please choose an association.",
                       status=422)
     workflow.change_owner(db.session, photo, association, current_user)
-    get_jobs().enqueue_indexing()
+    get_jobs().outbox_changed()
     flash(_("Das Foto gehört jetzt: %(name)s.", name=association.name), "ok")
     return redirect(url_for("photos.detail", photo_id=photo.id))

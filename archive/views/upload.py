@@ -25,6 +25,7 @@ from ..auth import can_view
 from ..errors import Refusal, Unavailable
 from ..errors_web import language, wants_json
 from ..ingest import Ingest, IngestResult
+from ..metrics import count_upload
 from ..models import Association, Photo, Place, db, parse_id
 from ..photo_forms import rights_change
 from ..resumable import CHUNK_SIZE, OffsetMismatch, ResumableUploads, Upload, remove_abandoned
@@ -139,6 +140,7 @@ def _apply_defaults(defaults: RightsChange, words: list[str], results: list[Inge
 
 def _as_seen_by_uploader(result: IngestResult) -> IngestResult:
     """A duplicate of another association's unpublished photo must not reveal that photo."""
+    count_upload(result)  # every file of both ways in passes here once
     if result.outcome == "duplicate" and result.photo_id is not None:
         existing = db.session.get(Photo, result.photo_id)
         if existing is None or not can_view(current_user, existing):

@@ -65,19 +65,40 @@ class PostgresDatabases:
             self._current[folder] = name
         return self._url(self._current[folder])
 
-    def drop_all(self) -> None:
-        """After each test: its databases go, whatever connections are still open (FORCE). The pools of the
-        test's apps are closed first, so no connection is left for the garbage collector to find open."""
+    def folders(self) -> set[str]:
+        return set(self._current)
+
+    def drop(self, keep: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+        """After each test: the databases it made go (those of module fixtures, in ``keep``, stay), whatever
+        connections are still open (FORCE). The pools of the apps on them are closed first, so no connection is
+        left for the garbage collector to find open."""
+        gone = {folder: name for folder, name in self._current.items() if folder not in keep}
+        self._close_pools(set(gone.values()))
+        for folder, name in gone.items():
+            self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            self._execute(f'DROP DATABASE IF EXISTS "{name}_snapshot" WITH (FORCE)')
+            del self._current[folder]
+
+    @staticmethod
+    def _close_pools(names: set[str]) -> None:
         from archive.models import db
 
-        names = set(self._current.values())
         for engines in list(db._app_engines.values()):
             for engine in engines.values():
                 if engine.url.database in names:
                     engine.dispose()
-        for name in self._current.values():
-            self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        self._current.clear()
+
+    def snapshot(self, folder: str) -> None:
+        name = self._current[folder]
+        self._close_pools({name})
+        self._execute(f'DROP DATABASE IF EXISTS "{name}_snapshot"')
+        self._execute(f'CREATE DATABASE "{name}_snapshot" TEMPLATE "{name}"')
+
+    def restore(self, folder: str) -> None:
+        name = self._current[folder]
+        self._close_pools({name})
+        self._execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        self._execute(f'CREATE DATABASE "{name}" TEMPLATE "{name}_snapshot"')
 
 
 _databases: PostgresDatabases | None = None
@@ -92,9 +113,41 @@ def running_on_postgres() -> bool:
     return _databases is not None
 
 
+def snapshot_database(folder: Path | str) -> None:
+    """Keep a copy of the database of the archive whose INSTANCE_DIR is ``folder`` (PostgreSQL; a SQLite database
+    is a file in the folder, which the test copies itself)."""
+    if _databases is not None:
+        _databases.snapshot(str(Path(folder).resolve()))
+
+
+def restore_database(folder: Path | str) -> None:
+    """Put back the copy ``snapshot_database`` kept; the app's connections are closed first."""
+    if _databases is not None:
+        _databases.restore(str(Path(folder).resolve()))
+
+
 def database_settings(folder: Path | str) -> dict[str, str]:
     """Settings that put the archive whose INSTANCE_DIR is ``folder`` on this run's database: nothing for SQLite
     (the archive makes its file in INSTANCE_DIR), DATABASE_URL of the folder's own database for PostgreSQL."""
     if _databases is None:
         return {}
     return {"DATABASE_URL": _databases.url_for(str(Path(folder).resolve()))}
+
+
+def fingerprint(app: Any) -> str:
+    """Every row of every table but the login bookkeeping (a session's last-seen time may move on any request):
+    equal fingerprints mean a request changed nothing, on either database."""
+    import hashlib
+
+    from sqlalchemy import inspect, text
+
+    from archive.models import db
+
+    with app.app_context():
+        digest = hashlib.sha256()
+        skipped = {"login_failures", "login_sessions"}
+        for table in sorted(set(inspect(db.engine).get_table_names()) - skipped):
+            for row in db.session.execute(text(f'SELECT * FROM "{table}" ORDER BY 1')):
+                digest.update(repr(tuple(row)).encode())
+        db.session.remove()
+        return digest.hexdigest()
