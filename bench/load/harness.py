@@ -301,7 +301,7 @@ def _publish_seeds(archive: Archive, docs: list[Any], photo_ids: list[int], cura
                 taken_at=doc.taken_at or datetime(2024, 6, 1), keywords=list(doc.tags))
             workflow.update_photo(db.session, photo, change, curator)
             workflow.transition(db.session, photo, "publish", curator)
-        get_jobs().enqueue_indexing()
+        get_jobs().outbox_changed()
         db.session.remove()
     return photo_ids
 
