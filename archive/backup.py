@@ -104,6 +104,18 @@ def _revision(session: Session) -> str | None:
         return None
 
 
+def _read_one_snapshot(session: Session) -> None:
+    """Every table read from one moment of the database, while people keep working: otherwise a photo saved
+    between reading the associations and reading the photos could name an association the backup lacks, and
+    the restore would refuse it. PostgreSQL: one REPEATABLE READ transaction. SQLite (whose driver starts no
+    transaction for reading): an explicit BEGIN; in WAL mode, a reading transaction sees one snapshot."""
+    session.rollback()
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    else:
+        session.connection().exec_driver_sql("BEGIN")
+
+
 def _sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -123,6 +135,7 @@ def backup(session: Session, store: ObjectStore, target: Path, *, with_objects: 
     (partial / "tables").mkdir(parents=True, mode=0o700)
     os.chmod(partial, 0o700)
     report = BackupReport()
+    _read_one_snapshot(session)
     manifest: dict[str, Any] = {"format": FORMAT, "created_at": utcnow().isoformat(),
                                 "revision": _revision(session), "tables": {}}
     for table in tables():
@@ -147,6 +160,7 @@ def backup(session: Session, store: ObjectStore, target: Path, *, with_objects: 
     if target.exists():
         target.rmdir()
     partial.rename(target)  # a backup folder is complete or absent
+    session.rollback()  # end the snapshot
     return report
 
 

@@ -170,3 +170,37 @@ def create_app_on(folder: Path, **settings: Any) -> Flask:
     from archive import create_app
 
     return create_app(settings_for(folder, **settings))
+
+
+def test_a_backup_taken_while_people_work_restores(app: Flask, client: Any, people: dict[str, Any],
+                                                    tmp_path: Path, monkeypatch: Any) -> None:
+    """Between reading the associations and reading the people, another process adds an association and a member
+    of it. The backup must read one moment of the database: both or neither, never the member alone."""
+    from archive import backup as backup_module
+    from archive.models import Role, User
+
+    _an_archive(client, people)
+    other = _fresh_app(tmp_path)  # as another process: the same archive, connections of its own
+    reading = backup_module._rows
+
+    def rows_while_someone_works(session: Any, table: Any) -> Any:
+        yield from reading(session, table)
+        if table.name == "associations":
+            with other.app_context():
+                association = Association(slug="neu", name="Neuer Verein", partner_city="Neustadt")
+                db.session.add(association)
+                db.session.flush()
+                db.session.add(User(username="neu", role=Role.MEMBER, association_id=association.id,
+                                    password_hash="x"))
+                db.session.commit()
+                db.session.remove()
+                db.engine.dispose()
+
+    monkeypatch.setattr(backup_module, "_rows", rows_while_someone_works)
+    folder = tmp_path / "sicherung"
+    result = _cli(app, "backup", "--with-objects", str(folder))
+    assert result.exit_code == 0, result.output
+    saved = [json.loads(line)["username"] for line in (folder / "tables" / "users.jsonl").read_text().splitlines()]
+    assert "neu" not in saved, "a member saved during the backup is in it without their association"
+    result = _cli(_fresh_app(tmp_path / "wiederhergestellt"), "restore", str(folder))
+    assert result.exit_code == 0, result.output

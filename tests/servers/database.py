@@ -4,7 +4,7 @@
     ./dev.sh test --database=postgresql    # PostgreSQL: each test gets a database of its own on one server
 
 With PostgreSQL, the session starts one server (tests/servers/postgres.py, or the one BRUCKEN_TEST_PG_URL names),
-migrates and seeds a template database once, and every archive folder a test sets up gets a fresh copy of it
+migrates a template database once, and every archive folder a test sets up gets a fresh copy of it
 (``CREATE DATABASE … TEMPLATE``, ~30 ms), dropped after the test. ``settings_for`` in tests/conftest.py and the
 real-process helpers ask ``database_settings(folder)`` for the URL, so tests need not know which database runs.
 """
@@ -22,7 +22,7 @@ TEMPLATE = "brucken_template"
 
 
 class PostgresDatabases:
-    """One fresh database per archive folder of the running test, cloned from a migrated, seeded template."""
+    """One fresh database per archive folder of the running test, cloned from a migrated template."""
 
     def __init__(self, server: Any) -> None:
         from sqlalchemy.engine import make_url
@@ -37,15 +37,19 @@ class PostgresDatabases:
         return self._base.set(database=name).render_as_string(hide_password=False)
 
     def _prepare_template(self) -> None:
-        from tests.conftest import make_ready_app
+        from flask_migrate import upgrade
 
+        from archive import create_app
+
+        # Migrated, not seeded: a test that restores a backup needs an empty archive; make_ready_app seeds.
         with tempfile.TemporaryDirectory(prefix="brucken-template-") as folder:
-            app = make_ready_app({"INSTANCE_DIR": folder, "UPLOAD_DIR": folder, "INDEX_DIR": folder,
+            app = create_app({"INSTANCE_DIR": folder, "UPLOAD_DIR": folder, "INDEX_DIR": folder,
                                   "SECRET_KEY": "template", "QUEUE": "immediate", "TESTING": True,
                                   "DATABASE_URL": self._url(TEMPLATE)})
             with app.app_context():
                 from archive.models import db
 
+                upgrade(directory=app.extensions["migrate"].directory)
                 db.engine.dispose()  # a template must have no connections while it is copied
 
     def _execute(self, statement: str) -> None:
