@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Everything a fresh Debian machine needs, in one place.
 #   ./dev.sh run    install what the archive needs, set it up, and start it on http://127.0.0.1:5000
-#   ./dev.sh test   install the test servers too (Ceph radosgw, Chromium) and run the whole test suite
+#   ./dev.sh test   install the test servers too (Ceph radosgw, PostgreSQL, Redis, Chromium) and run the whole
+#                   test suite on SQLite and on PostgreSQL
 # Extra arguments after 'test' go to pytest; after 'run' to 'brucken run'.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -35,6 +36,37 @@ python_env() {
   fi
 }
 
+# The whole suite on every database in TEST_DATABASES (default: SQLite and PostgreSQL; tests/servers/database.py),
+# side by side: each run starts its own servers, and a run spends about half its time waiting on them.
+# The first database's run prints here; the others write test-artifacts/pytest-<database>.log, shown at the end.
+run_suite() {
+  local databases status=0 code entry pid database log
+  read -r -a databases <<< "${TEST_DATABASES:-sqlite postgresql}"
+  mkdir -p test-artifacts
+  local others=()
+  for database in "${databases[@]:1}"; do
+    log="test-artifacts/pytest-${database}.log"
+    .venv/bin/python -m pytest -p no:cacheprovider --database="$database" "$@" > "$log" 2>&1 < /dev/null &
+    others+=("$!:${database}:${log}")
+  done
+  .venv/bin/python -m pytest --database="${databases[0]}" "$@" || status=$?
+  for entry in "${others[@]}"; do
+    IFS=: read -r pid database log <<< "$entry"
+    code=0
+    wait "$pid" || code=$?
+    echo
+    if [ "$code" = 0 ]; then
+      echo "==> the same tests on ${database}: passed (${log})"
+      tail -n 3 "$log"
+    else
+      echo "==> the same tests on ${database}: FAILED (exit ${code}); its output:"
+      cat "$log"
+      status=$code
+    fi
+  done
+  return "$status"
+}
+
 case "${1:-}" in
   run)
     shift
@@ -47,7 +79,7 @@ case "${1:-}" in
     # Real servers for the tests: Ceph's S3 gateway with a one-node cluster, PostgreSQL, Redis, and Chromium for the browser.
     apt_install radosgw ceph-mon ceph-osd postgresql redis-server chromium chromium-driver poppler-utils
     python_env "test,bench"
-    exec .venv/bin/python -m pytest "$@"
+    run_suite "$@"
     ;;
   *)
     echo "usage: ./dev.sh run | ./dev.sh test [pytest arguments]" >&2
