@@ -16,13 +16,14 @@ from sqlalchemy import func, select
 from archive.models import Association, Photo, PhotoStatus, Role, User, db
 from archive.services import get_store
 from tests.conftest import jpeg_bytes
+from tests.servers.database import database_env
 
 
 def brucken(tmp_path: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     """The real console script in a child process, on folders of its own, with no standard input."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARCHIVE_")}
     env.update(ARCHIVE_INSTANCE_DIR=str(tmp_path / "instance"), ARCHIVE_UPLOAD_DIR=str(tmp_path / "uploads"),
-               ARCHIVE_INDEX_DIR=str(tmp_path / "index"))
+               ARCHIVE_INDEX_DIR=str(tmp_path / "index"), **database_env(tmp_path / "instance"))
     result = subprocess.run([sys.executable, "-m", "archive", *args], env=env, capture_output=True, text=True,
                             stdin=subprocess.DEVNULL, timeout=240)
     if check and result.returncode != 0:

@@ -38,6 +38,7 @@ from archive.models import Association, AuditEvent, Derivative, FailedJob, Photo
 from archive.services import get_jobs, get_search_index, get_store
 from tests.conftest import PASSWORD, IsolatedClient, jpeg_bytes, login, make_ready_app, settings_for
 from tests.consistency import assert_consistent
+from tests.servers.database import database_env
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKERS = 3
@@ -74,7 +75,8 @@ def workers(tmp_path: Path, redis_url: str, count: int = WORKERS) -> Iterator[li
     env.update(ARCHIVE_INSTANCE_DIR=str(tmp_path / "instance"), ARCHIVE_UPLOAD_DIR=str(tmp_path / "uploads"),
                ARCHIVE_INDEX_DIR=str(tmp_path / "index"), ARCHIVE_QUEUE="redis",
                ARCHIVE_REDIS_URL=redis_url, ARCHIVE_WORKER_THREADS="2", ARCHIVE_JOB_RETRIES=str(RETRIES),
-               ARCHIVE_JOB_RETRY_SECONDS=str(RETRY_SECONDS), PYTHONUNBUFFERED="1")
+               ARCHIVE_JOB_RETRY_SECONDS=str(RETRY_SECONDS), PYTHONUNBUFFERED="1",
+               **database_env(tmp_path / "instance"))
     started: list[Worker] = []
     try:
         for number in range(count):

@@ -37,6 +37,7 @@ from tests.conftest import IsolatedClient, jpeg_bytes, login, make_ready_app, se
 from tests.faultproxy import FaultProxy
 from tests.photos import upload, upload_one
 from tests.servers.archive import free_port
+from tests.servers.database import database_env
 from tests.servers.postgres import PostgresServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -396,7 +397,8 @@ def test_gunicorn_with_two_workers_sums_what_each_counted(tmp_path: Path) -> Non
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ARCHIVE_", "PROMETHEUS_"))}
     env.update(ARCHIVE_INSTANCE_DIR=str(instance), ARCHIVE_UPLOAD_DIR=str(tmp_path / "uploads"),
                ARCHIVE_INDEX_DIR=str(tmp_path / "index"), ARCHIVE_PORT=str(port), ARCHIVE_WEB_WORKERS="2",
-               ARCHIVE_WEB_THREADS="1", ARCHIVE_METRICS_TOKEN=TOKEN, ARCHIVE_QUEUE="immediate")
+               ARCHIVE_WEB_THREADS="1", ARCHIVE_METRICS_TOKEN=TOKEN, ARCHIVE_QUEUE="immediate",
+               **database_env(instance))
     init = subprocess.run([sys.executable, "-m", "archive", "init"], env=env, capture_output=True, text=True,
                           stdin=subprocess.DEVNULL, timeout=120)
     assert init.returncode == 0, init.stdout + init.stderr

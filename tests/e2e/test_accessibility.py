@@ -33,6 +33,7 @@ import pytest
 import requests
 
 from tests.e2e.test_browser import ARTIFACTS, browser  # noqa: F401 (the module's Chromium; fails if it cannot start)
+from tests.servers.database import database_settings
 
 pytestmark = pytest.mark.e2e
 
@@ -215,7 +216,8 @@ def scene(tmp_path_factory: pytest.TempPathFactory, browser: Any) -> Iterator[Sc
             for name in [n for n in os.environ if n.startswith("ARCHIVE_")]:  # a developer's settings stay out
                 env.delenv(name)
             # The running server's database and store, opened here too (jobs inline), to set the scene quickly.
-            app = create_app({"INSTANCE_DIR": str(folder / "instance"), "UPLOAD_DIR": str(folder / "uploads"),
+            app = create_app({**database_settings(folder / "instance"),
+                              "INSTANCE_DIR": str(folder / "instance"), "UPLOAD_DIR": str(folder / "uploads"),
                               "INDEX_DIR": str(folder / "index"), "QUEUE": "immediate",
                               "WTF_CSRF_ENABLED": False})
             app.test_client_class = IsolatedClient

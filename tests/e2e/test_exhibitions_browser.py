@@ -25,6 +25,7 @@ from tests.conftest import PASSWORD, IsolatedClient, login
 from tests.e2e.test_browser import ARTIFACTS, browser, fits_the_screen, wait_until_loaded  # noqa: F401 (fixture)
 from tests.e2e.test_workflow_browser import Watch
 from tests.photos import a_place, upload
+from tests.servers.database import database_settings
 
 pytestmark = pytest.mark.e2e
 
@@ -52,7 +53,8 @@ Eine Jury aus allen Vereinen hat *blind* ausgewählt. Mehr zum Projekt: [Stadt L
 @pytest.fixture
 def archive_app(running_archive: tuple[str, str], tmp_path: Path) -> Iterator[Flask]:
     """The running server's database and store, opened here too (jobs inline), to set the scene quickly."""
-    app = create_app({"INSTANCE_DIR": str(tmp_path / "instance"), "UPLOAD_DIR": str(tmp_path / "uploads"),
+    app = create_app({**database_settings(tmp_path / "instance"),
+                      "INSTANCE_DIR": str(tmp_path / "instance"), "UPLOAD_DIR": str(tmp_path / "uploads"),
                       "INDEX_DIR": str(tmp_path / "index"), "QUEUE": "immediate", "WTF_CSRF_ENABLED": False})
     app.test_client_class = IsolatedClient
     with app.app_context():

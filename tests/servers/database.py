@@ -155,3 +155,8 @@ def fingerprint(app: Any) -> str:
                 digest.update(repr(tuple(row)).encode())
         db.session.remove()
         return digest.hexdigest()
+
+
+def database_env(folder: Path | str) -> dict[str, str]:
+    """``database_settings`` as the environment of a real `brucken` process (ARCHIVE_DATABASE_URL)."""
+    return {f"ARCHIVE_{name}": value for name, value in database_settings(folder).items()}
