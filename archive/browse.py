@@ -31,8 +31,8 @@ def _with_images(query: Any) -> Any:
 
 
 def _newest_first(query: Any) -> Any:
-    """Newest publication first; photos without a recorded moment (set by hand, old data) last."""
-    return query.order_by(Photo.status_changed_at.desc().nulls_last(), Photo.id.desc())
+    """Newest publication first (every photo has its moment: see Photo.status_changed_at)."""
+    return query.order_by(Photo.status_changed_at.desc(), Photo.id.desc())
 
 
 def newest_published(session: Session, limit: int = 24) -> list[Photo]:

@@ -11,6 +11,8 @@ from flask import Flask, Response, g, has_request_context, request
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import SecurityError
 
+from .errors import Refusal
+
 # No page of ours has script; images, styles and forms stay on this site.
 CONTENT_SECURITY_POLICY = "; ".join([
     "default-src 'self'",
@@ -48,6 +50,18 @@ def init_app(app: Flask, settings: dict[str, Any] | None = None) -> None:
         # links, and with an untrusted host there is no address to build them from.
         return Response("Diese Adresse gehört nicht zu diesem Archiv. / This address does not belong to this "
                         "archive.\n", status=400, mimetype="text/plain")
+
+    @app.before_request
+    def _no_nul_characters() -> None:
+        # Nobody types a NUL character; PostgreSQL refuses text holding one (a 500 there), so it never gets that far.
+        if "\x00" in request.path:
+            raise Refusal("not_found", "Diese Seite gibt es nicht.", "There is no such page.", status=404)
+        values = list(request.args.items(multi=True))
+        if request.mimetype == "application/x-www-form-urlencoded":  # small forms; uploads are checked field by field
+            values += list(request.form.items(multi=True))
+        if any("\x00" in key or "\x00" in value for key, value in values):
+            raise Refusal("nul_character", "Die Anfrage enthält ein unzulässiges Steuerzeichen (NUL).",
+                          "The request contains a character that is not allowed (NUL).", status=400)
 
     @app.after_request
     def _headers(response: Response) -> Response:

@@ -686,3 +686,14 @@ def test_originals_go_out_as_short_signed_attachments_and_the_bucket_answers_no_
         assert no_policy.value.response["Error"]["Code"] == "NoSuchBucketPolicy"
         db.session.remove()
         db.engine.dispose()
+
+
+def test_a_nul_character_is_refused_in_words_never_a_500(client: FlaskClient, people: dict[str, Any]) -> None:
+    """PostgreSQL refuses text holding NUL (a 500 there, before this check): in a query, a form or an address."""
+    for response in (client.get("/search", query_string={"q": "Brücke\x00"}),
+                     client.get("/api/v1/search", query_string={"verein": "\x00"}),
+                     client.post("/login", data={"username": "mia\x00", "password": "x"})):
+        assert response.status_code == 400
+        text = response.get_data(as_text=True)
+        assert "NUL" in text and ("nicht erlaubt" in text or "not allowed" in text or "unzulässig" in text)
+    assert client.get("/photos/1%00").status_code == 404
