@@ -40,7 +40,7 @@ def test_init_seeds_and_is_safe_twice(tmp_path: Path) -> None:
 
     from tests.conftest import make_ready_app, settings_for
 
-    app = make_ready_app(settings_for(tmp_path, DATABASE_URL=f"sqlite:///{tmp_path / 'instance/brucken.sqlite'}"))
+    app = make_ready_app(settings_for(tmp_path))
     with app.app_context():
         slugs = set(db.session.scalars(select(Association.slug)))
         assert slugs == {"pasadena", "lorient", "havering", "sumgait", "gaziantep", "swjahel", "ruanda"}
@@ -73,7 +73,7 @@ def test_import_a_folder_tree_waits_for_derivatives(tmp_path: Path, corpus: Path
 
     from tests.conftest import make_ready_app, settings_for
 
-    app = make_ready_app(settings_for(tmp_path, DATABASE_URL=f"sqlite:///{tmp_path / 'instance/brucken.sqlite'}",
+    app = make_ready_app(settings_for(tmp_path,
                                       QUEUE="sqlite"))
     with app.app_context():
         photos = db.session.scalars(select(Photo)).all()
@@ -172,7 +172,7 @@ def test_reset_password_gives_a_new_one_time_password(tmp_path: Path) -> None:
     from archive.auth import authenticate
     from tests.conftest import make_ready_app, settings_for
 
-    app = make_ready_app(settings_for(tmp_path, DATABASE_URL=f"sqlite:///{tmp_path / 'instance/brucken.sqlite'}"))
+    app = make_ready_app(settings_for(tmp_path))
     with app.app_context():
         assert authenticate(db.session, "admin", first) is None
         admin = authenticate(db.session, "admin", second)
