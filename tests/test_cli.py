@@ -73,8 +73,7 @@ def test_import_a_folder_tree_waits_for_derivatives(tmp_path: Path, corpus: Path
 
     from tests.conftest import make_ready_app, settings_for
 
-    app = make_ready_app(settings_for(tmp_path,
-                                      QUEUE="sqlite"))
+    app = make_ready_app(settings_for(tmp_path, QUEUE="sqlite"))
     with app.app_context():
         photos = db.session.scalars(select(Photo)).all()
         assert len(photos) == 3
