@@ -42,6 +42,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("INDEX_FOLLOW_SECONDS", 1.0, "How often 'brucken follow-index' looks for new changes in the "
             "database (seconds)."),
     Setting("SQLITE_BUSY_TIMEOUT_MS", 15000, "How long a SQLite writer waits for another before giving up (ms)."),
+    Setting("POSTGRES_LOCK_TIMEOUT_MS", 15000, "How long a PostgreSQL statement waits for a lock another holds "
+            "(a long migration, a table locked by hand) before the request is answered 'try again shortly' (ms)."),
     Setting("SECRET_KEY", "", "Signs sessions and forms. Empty: a random key is made once and kept in INSTANCE_DIR."),
     # --- object storage -----------------------------------------------------------------------------
     Setting("STORAGE", "local", "Where originals and derivatives are kept: 'local' or 's3'."),

@@ -29,6 +29,10 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         SQLALCHEMY_DATABASE_URI=settings["DATABASE_URL"],
         MAX_CONTENT_LENGTH=settings["MAX_REQUEST_BYTES"],
     )
+    if settings["DATABASE_URL"].startswith("postgresql") and "SQLALCHEMY_ENGINE_OPTIONS" not in settings:
+        # A request never waits without end for a lock: past the limit it gets a 503 and can simply be retried.
+        lock_timeout = int(settings["POSTGRES_LOCK_TIMEOUT_MS"])
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"options": f"-c lock_timeout={lock_timeout}"}}
     # Our defaults for Flask's own settings; a site file (ARCHIVE_CONFIG) may set them otherwise.
     for name, value in {
         # A limit for the non-file form fields; files go to the staging folder (see archive.upload_stream).

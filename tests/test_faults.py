@@ -85,7 +85,7 @@ def s3_app(tmp_path: Path, s3_config: dict[str, Any], proxy: FaultProxy) -> Iter
 
 @pytest.fixture
 def local_app(tmp_path: Path) -> Iterator[Flask]:
-    app = make_ready_app(settings_for(tmp_path, SQLITE_BUSY_TIMEOUT_MS=300))
+    app = make_ready_app(settings_for(tmp_path, SQLITE_BUSY_TIMEOUT_MS=300, POSTGRES_LOCK_TIMEOUT_MS=300))
     with app.app_context():
         yield app
         db.session.remove()
@@ -506,6 +506,23 @@ def search_ids(client: FlaskClient, words: str) -> list[int]:
     return [hit["id"] for hit in response.get_json()["hits"]]
 
 
+def lock_the_database_for_writers(app: Flask) -> Any:
+    """Another process holding the database so that nobody else can write, while reading goes on: SQLite's
+    exclusive transaction (WAL readers continue), PostgreSQL's EXCLUSIVE table lock on the photos."""
+    url = app.config["SQLALCHEMY_DATABASE_URI"]
+    if url.startswith("sqlite"):
+        holder = sqlite3.connect(url.removeprefix("sqlite:///"), timeout=0, isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")
+        return holder
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    address = make_url(url)
+    holder = psycopg.connect(host=address.host, port=address.port, user=address.username, dbname=address.database)
+    holder.execute("LOCK TABLE photos IN EXCLUSIVE MODE")  # reads (ACCESS SHARE) still pass
+    return holder
+
+
 def test_a_locked_database_refuses_uploads_with_503_and_reads_go_on(local_app: Flask) -> None:
     client = ready(local_app)
     shown = publish_photo(client, (10, 120, 200), "Rheinbrücke bei Nacht")
@@ -513,9 +530,7 @@ def test_a_locked_database_refuses_uploads_with_503_and_reads_go_on(local_app: F
     url = announce(client, chunked)
     assert send_chunks(client, url, chunked, stop=CHUNK).status_code == 200
 
-    database = local_app.config["SQLALCHEMY_DATABASE_URI"].removeprefix("sqlite:///")
-    holder = sqlite3.connect(database, timeout=0, isolation_level=None)
-    holder.execute("BEGIN EXCLUSIVE")  # held far longer than SQLITE_BUSY_TIMEOUT_MS (300 ms)
+    holder = lock_the_database_for_writers(local_app)  # held far longer than the 300 ms the app waits
     try:
         response, seconds = timed(form_upload, client, jpeg_bytes((200, 120, 10)))
         print(f"\n[case 51] form upload, database locked: {response.status_code} in {seconds:.2f} s")
