@@ -142,8 +142,10 @@ def running(folder: Path, options: Options) -> Iterator[Archive]:
     from archive import create_app
     from archive.settings import load_settings
     from tests.servers.archive import running_archive
+    from tests.servers.database import database_settings
 
-    settings = {"WEB_WORKERS": str(options.workers), **options.settings}
+    # The test suite's database when it runs on PostgreSQL (nothing otherwise: SQLite in the folder).
+    settings = {**database_settings(folder / "instance"), "WEB_WORKERS": str(options.workers), **options.settings}
     with running_archive(folder, **settings) as (base, _password):
         environ = {f"ARCHIVE_{k}": v for k, v in settings.items()}
         environ.update(ARCHIVE_INSTANCE_DIR=str(folder / "instance"), ARCHIVE_UPLOAD_DIR=str(folder / "uploads"),
