@@ -13,7 +13,6 @@ import errno
 import io
 import multiprocessing
 import os
-import sqlite3
 import subprocess
 import threading
 import time
@@ -34,6 +33,7 @@ from archive.services import get_jobs, get_search_index
 from tests.conftest import PASSWORD, IsolatedClient, jpeg_bytes, login, make_ready_app, settings_for
 from tests.consistency import assert_consistent, problems
 from tests.faultproxy import FaultProxy
+from tests.servers.database import lock_for_writers
 from tests.servers.fixtures import admin_client
 
 JSON = {"Accept": "application/json"}
@@ -506,23 +506,6 @@ def search_ids(client: FlaskClient, words: str) -> list[int]:
     return [hit["id"] for hit in response.get_json()["hits"]]
 
 
-def lock_the_database_for_writers(app: Flask) -> Any:
-    """Another process holding the database so that nobody else can write, while reading goes on: SQLite's
-    exclusive transaction (WAL readers continue), PostgreSQL's EXCLUSIVE table lock on the photos."""
-    url = app.config["SQLALCHEMY_DATABASE_URI"]
-    if url.startswith("sqlite"):
-        holder = sqlite3.connect(url.removeprefix("sqlite:///"), timeout=0, isolation_level=None)
-        holder.execute("BEGIN EXCLUSIVE")
-        return holder
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    address = make_url(url)
-    holder = psycopg.connect(host=address.host, port=address.port, user=address.username, dbname=address.database)
-    holder.execute("LOCK TABLE photos IN EXCLUSIVE MODE")  # reads (ACCESS SHARE) still pass
-    return holder
-
-
 def test_a_locked_database_refuses_uploads_with_503_and_reads_go_on(local_app: Flask) -> None:
     client = ready(local_app)
     shown = publish_photo(client, (10, 120, 200), "Rheinbrücke bei Nacht")
@@ -530,7 +513,7 @@ def test_a_locked_database_refuses_uploads_with_503_and_reads_go_on(local_app: F
     url = announce(client, chunked)
     assert send_chunks(client, url, chunked, stop=CHUNK).status_code == 200
 
-    holder = lock_the_database_for_writers(local_app)  # held far longer than the 300 ms the app waits
+    holder = lock_for_writers(local_app)  # held far longer than the 300 ms the app waits
     try:
         response, seconds = timed(form_upload, client, jpeg_bytes((200, 120, 10)))
         print(f"\n[case 51] form upload, database locked: {response.status_code} in {seconds:.2f} s")

@@ -100,7 +100,8 @@ def test_follow_index_command_applies_and_reports(hosts: Any) -> None:
     with first.app_context():
         photo_id = archive_photo(first, "Brücke in Swjahel")
     set_status(first, photo_id, PhotoStatus.PUBLISHED)
-    result = first.test_cli_runner().invoke(args=["follow-index", "--once"])
+    with first.app_context():  # the CLI uses whatever app context is active: this host's
+        result = first.test_cli_runner().invoke(args=["follow-index", "--once"])
     assert result.exit_code == 0, result.output
     assert "change(s) applied" in result.output
     assert search_ids(visitor(first), q="Swjahel") == [photo_id]

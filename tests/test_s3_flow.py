@@ -113,7 +113,8 @@ def test_init_makes_the_bucket(tmp_path: Path, s3_config: dict[str, Any]) -> Non
     raw = admin_client_for(s3_config)
     raw.delete_bucket(Bucket=s3_config["S3_BUCKET"])
     app = make_ready_app(settings_for(tmp_path, **s3_config))
-    result = app.test_cli_runner().invoke(args=["init"])
+    with app.app_context():  # the CLI uses whatever app context is active: this archive's
+        result = app.test_cli_runner().invoke(args=["init"])
     assert result.exit_code == 0, result.output
     assert "Speicher bereit" in result.output
     with app.app_context():

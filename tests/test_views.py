@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from archive.models import Photo, PhotoStatus, User, db
 from tests.conftest import PASSWORD, jpeg_bytes, login, make_ready_app, settings_for
+from tests.servers.database import lock_for_writers, make_the_database_disappear
 
 
 def upload(client: FlaskClient, files: list[tuple[bytes, str]], json: bool = True, **form: str) -> Any:
@@ -205,14 +206,12 @@ def test_a_file_that_failed_processing_can_be_removed_by_its_owner(app: Flask, c
 
 
 def test_a_locked_database_is_a_503_and_leaves_nothing(tmp_path: Path) -> None:
-    import sqlite3
-
     from archive.auth import hash_password
     from archive.models import Association
     from archive.services import get_store
     from tests.conftest import IsolatedClient
 
-    app = make_ready_app(settings_for(tmp_path / "locked", SQLITE_BUSY_TIMEOUT_MS=200))
+    app = make_ready_app(settings_for(tmp_path / "locked", SQLITE_BUSY_TIMEOUT_MS=200, POSTGRES_LOCK_TIMEOUT_MS=200))
     app.test_client_class = IsolatedClient
     with app.app_context():
         pasadena = db.session.scalar(select(Association.id).where(Association.slug == "pasadena"))
@@ -220,8 +219,7 @@ def test_a_locked_database_is_a_503_and_leaves_nothing(tmp_path: Path) -> None:
         db.session.commit()
         client = app.test_client()
         login(client, "mia")
-        blocker = sqlite3.connect(app.config["DATABASE_URL"].removeprefix("sqlite:///"))
-        blocker.execute("BEGIN EXCLUSIVE")  # another process holds the write lock
+        blocker = lock_for_writers(app)  # another process holds the write lock
         try:
             response = upload(client, [(jpeg_bytes(), "a.jpg")])
         finally:
@@ -323,9 +321,7 @@ def test_a_database_that_is_gone_is_a_503_even_for_people_logged_in(tmp_path: Pa
         login(client, "ada")
         db.session.remove()
         db.engine.dispose()
-        database = Path(app.config["DATABASE_URL"].removeprefix("sqlite:///"))
-        for path in database.parent.glob(database.name + "*"):
-            path.unlink()  # the disk went away; SQLite finds an empty file without tables
+        make_the_database_disappear(app)  # the disk went away, or the database was dropped
         for path in ("/photos", "/", "/photos/1"):
             response = client.get(path)
             assert response.status_code == 503, path

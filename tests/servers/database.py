@@ -160,3 +160,38 @@ def fingerprint(app: Any) -> str:
 def database_env(folder: Path | str) -> dict[str, str]:
     """``database_settings`` as the environment of a real `brucken` process (ARCHIVE_DATABASE_URL)."""
     return {f"ARCHIVE_{name}": value for name, value in database_settings(folder).items()}
+
+
+def lock_for_writers(app: Any) -> Any:
+    """Another process holding the archive's database so that nobody else can write, while reading goes on:
+    SQLite's exclusive transaction (WAL readers continue), PostgreSQL's EXCLUSIVE lock on the photos table.
+    Returns the holder's connection: ``rollback()`` and ``close()`` release it."""
+    url = app.config["SQLALCHEMY_DATABASE_URI"]
+    if url.startswith("sqlite"):
+        import sqlite3
+
+        holder = sqlite3.connect(url.removeprefix("sqlite:///"), timeout=0, isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")
+        return holder
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    address = make_url(url)
+    holder = psycopg.connect(host=address.host, port=address.port, user=address.username, dbname=address.database)
+    holder.execute("LOCK TABLE photos IN EXCLUSIVE MODE")  # reads (ACCESS SHARE) still pass
+    return holder
+
+
+def make_the_database_disappear(app: Any) -> None:
+    """The database is gone (a lost disk, a dropped database): SQLite's files are deleted (SQLite then finds an
+    empty file without tables), a PostgreSQL database is dropped with its connections."""
+    url = app.config["SQLALCHEMY_DATABASE_URI"]
+    if url.startswith("sqlite"):
+        database = Path(url.removeprefix("sqlite:///"))
+        for path in database.parent.glob(database.name + "*"):
+            path.unlink()
+        return
+    from sqlalchemy.engine import make_url
+
+    assert _databases is not None
+    _databases._execute(f'DROP DATABASE "{make_url(url).database}" WITH (FORCE)')
