@@ -41,4 +41,4 @@ def test_the_scale_bench_runs_on_postgresql_and_prints_its_table() -> None:
     assert "--- query plans at 300 photos (postgresql)" in output
     assert re.search(r"-> (Seq Scan|Index Scan|Index Only Scan|Bitmap Heap Scan)", output)
     assert "execution" in output and "buffers hit" in output  # EXPLAIN (ANALYZE, BUFFERS) ran
-    assert "bench_photos_status_newest: made in" in output
+    assert "bench_photos_open_created: made in" in output
