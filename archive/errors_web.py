@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Flask, g, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import DataError
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
@@ -79,6 +80,19 @@ def init_app(app: Flask) -> None:
 
         db.session.rollback()
         return _answer(changed_meanwhile())
+
+    @app.errorhandler(DataError)
+    def _value_the_database_refuses(error: DataError) -> Any:
+        # A value no person types, that PostgreSQL refuses (a NUL character, a number beyond its range): the
+        # request's input, not the archive, is at fault.
+        from .models import db
+
+        db.session.rollback()
+        app.logger.info("input the database refuses: %s", error.orig)
+        return _answer(Refusal("invalid_characters",
+                               "Die Eingabe enthält unzulässige Zeichen (zum Beispiel NUL) oder Werte.",
+                               "The input contains characters (such as NUL) or values that are not allowed.",
+                               status=400))
 
     @app.errorhandler(CSRFError)
     def _csrf(_error: CSRFError) -> Any:
