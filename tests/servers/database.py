@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import tempfile
 import uuid
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +73,7 @@ class PostgresDatabases:
     def folders(self) -> set[str]:
         return set(self._current)
 
-    def drop(self, keep: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+    def drop(self, keep: Collection[str] = ()) -> None:
         """After each test: the databases it made go (those of module fixtures, in ``keep``, stay), whatever
         connections are still open (FORCE). The pools of the apps on them are closed first, so no connection is
         left for the garbage collector to find open."""

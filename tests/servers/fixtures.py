@@ -99,6 +99,23 @@ def empty_and_remove_bucket(client: Any, bucket: str) -> None:
         client.delete_bucket(Bucket=bucket)
 
 
+def started_or_failed(server: Any) -> Iterator[Any]:
+    """For a session fixture: start ``server`` and yield it, stopping it by pid at the end; if it cannot start,
+    the test fails with the server's reason (never a skip). The failure is raised outside the ``except`` so that
+    it shows the reason, not a chained traceback."""
+    problem = ""
+    try:
+        server.start()
+    except RuntimeError as exc:
+        problem = str(exc)
+    if problem:
+        pytest.fail(problem, pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[S3Server]:
     """The S3 server for this test session (started once, stopped by pid at the end)."""
@@ -112,17 +129,7 @@ def s3_server() -> Iterator[S3Server]:
     if external is not None:
         yield external
         return
-    gateway = RadosGateway()
-    try:
-        gateway.start()
-    except RuntimeError as exc:
-        problem = str(exc)
-    if problem:
-        pytest.fail(problem, pytrace=False)
-    try:
-        yield gateway
-    finally:
-        gateway.stop()
+    yield from started_or_failed(RadosGateway())
 
 
 @pytest.fixture
@@ -188,18 +195,7 @@ def pg_server() -> Iterator[Any]:
     if external:
         yield _ExternalPostgres(external)
         return
-    server = PostgresServer()
-    problem = ""
-    try:
-        server.start()
-    except RuntimeError as exc:
-        problem = str(exc)
-    if problem:
-        pytest.fail(problem, pytrace=False)
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from started_or_failed(PostgresServer())
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from tests.servers.fixtures import started_or_failed
 from tests.servers.redis import RedisServer, server_from_environment
 
 REDIS_FIXTURES = ("redis_server", "redis_url")
@@ -36,18 +37,7 @@ def redis_server() -> Iterator[Any]:
     if external is not None:
         yield external
         return
-    server = RedisServer()
-    problem = ""
-    try:
-        server.start()
-    except RuntimeError as exc:
-        problem = str(exc)
-    if problem:
-        pytest.fail(problem, pytrace=False)
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from started_or_failed(RedisServer())
 
 
 def _flush(url: str) -> None:
