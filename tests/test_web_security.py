@@ -52,6 +52,16 @@ def _csrf_ready_session(base: str) -> tuple[requests.Session, str]:
     return browser, re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
 
 
+def _until_several_workers_answer(base: str, log: Path, seconds: float = 90) -> None:
+    """The server is up when one worker answers; on a busy machine the others may still be starting, and the
+    attempts would all land on the first. Wait until at least two workers have answered."""
+    deadline = time.monotonic() + seconds
+    while len(set(re.findall(r"GET /login\S* HTTP/1.1 200 pid=<(\d+)>", log.read_text()))) < 2:
+        assert time.monotonic() < deadline, "only one web worker answered"
+        requests.get(f"{base}/login", headers={"Connection": "close"}, timeout=30)
+        time.sleep(0.1)
+
+
 @pytest.mark.slow
 def test_the_login_limit_holds_exactly_across_workers_even_for_simultaneous_attempts(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -63,6 +73,7 @@ def test_the_login_limit_holds_exactly_across_workers_even_for_simultaneous_atte
     monkeypatch.setenv("GUNICORN_CMD_ARGS", '--access-logformat="%(r)s %(s)s pid=%(p)s" --worker-class=sync')
     attempts = 3 * NAME_LIMIT
     with running_archive(tmp_path, WEB_WORKERS=str(WORKERS)) as (base, _password):
+        _until_several_workers_answer(base, tmp_path / "run.log")
         browsers = [_csrf_ready_session(base) for _ in range(attempts)]
         start = threading.Barrier(attempts)
         answers: list[requests.Response] = []
