@@ -95,10 +95,16 @@
     items.push(item);
   }
 
-  input.addEventListener("change", function () {
+  function takeChosenFiles() {
+    if (!input.files || !input.files.length) { return; }
     addFiles(input.files);
     input.value = "";  // choosing again adds more files instead of replacing the list
-  });
+  }
+
+  input.addEventListener("change", takeChosenFiles);
+  // On a slow connection people pick their photos before this script has arrived: take those too, or the
+  // upload would say that no photo was chosen.
+  takeChosenFiles();
 
   ["dragenter", "dragover"].forEach(function (type) {
     zone.addEventListener(type, function (event) {

@@ -140,3 +140,23 @@ def test_drop_describe_publish_then_find_in_english_on_a_phone(scene: Any, conte
     assert [p for p in watch_member.problems if "415" not in p] == []
     assert len(watch_member.problems) <= 2
     assert watch_curator.problems == [] and watch_visitor.problems == []
+
+
+def test_photos_chosen_before_the_upload_script_arrives_are_uploaded(scene: Any, contexts: Any,  # noqa: F811
+                                                                      corpus: Path) -> None:
+    """On a slow connection people pick their photos before upload.js has arrived: the script takes them over
+    (before, it said "Bitte wählen Sie mindestens ein Foto aus." and sent nothing)."""
+    page = contexts("member", "de", "phone").new_page()
+    held: list[Any] = []
+    page.route("**/static/upload.js*", lambda route: held.append(route))  # held until the photo is chosen
+    page.goto(scene.base + "/upload", wait_until="commit")
+    page.get_by_label("Fotos", exact=True).set_input_files(str(corpus / "cameras/jpg/Sony D5403 (Xperia Z2).jpg"))
+    deadline = time.monotonic() + 30
+    while not held:
+        assert time.monotonic() < deadline, "the page never asked for upload.js"
+        page.wait_for_timeout(50)
+    held[0].continue_()
+    expect(page.locator(".upload-item")).to_have_count(1)
+    page.get_by_role("button", name="Hochladen", exact=True).click()
+    expect(page.locator(".summary")).to_contain_text("1 neu archiviert", timeout=60_000)
+    page.close()
