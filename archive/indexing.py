@@ -46,12 +46,13 @@ def not_yet_hidden(session: Session, viewer: Viewer, position: int) -> set[int]:
     """Photos the index still shows but ``viewer`` may no longer see: changed after ``position`` (the last outbox
     event the index applied) and now unpublished or gone. Search leaves them out until the writer catches up, so
     an unpublished photo leaves public search in the very request that unpublished it."""
-    changed = (select(OutboxEvent.photo_id).where(OutboxEvent.id > position, OutboxEvent.photo_id.is_not(None))
-               .distinct().scalar_subquery())
+    # Neither "photo_id IS NOT NULL" nor DISTINCT here: with either, SQLite's planner (no statistics) walks the whole
+    # outbox through ix_outbox_photo_id instead of the few events after ``position``. NULL never matches IN, and
+    # the set drops repeats.
+    changed = select(OutboxEvent.photo_id).where(OutboxEvent.id > position).scalar_subquery()
     # In SQL, not as a list of ids: after a bulk change the outbox may name thousands of photos.
-    gone = set(session.scalars(select(OutboxEvent.photo_id).where(OutboxEvent.id > position,
-                                                                  OutboxEvent.photo_id.is_not(None))
-                               .where(~OutboxEvent.photo_id.in_(select(Photo.id))).distinct()))
+    gone = set(session.scalars(select(OutboxEvent.photo_id).where(OutboxEvent.id > position)
+                               .where(~OutboxEvent.photo_id.in_(select(Photo.id))))) - {None}
     hidden = select(Photo.id).join(Photo.association).where(Photo.id.in_(changed),
                                                             Photo.status != PhotoStatus.PUBLISHED)
     if viewer.association:
