@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 from flask_login import UserMixin
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import JSON, Date, ForeignKey, Index, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import text as sql_text
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -182,13 +183,21 @@ class Place(db.Model):
         return f"{self.name}, {self.city}" if self.city and self.city not in self.name else self.name
 
 
+# Photos waiting for a curator: the condition of the review queue's partial index (migration 0011).
+OPEN_PHOTOS_SQL = "status IN ('submitted', 'in_review')"
+
+
 class Photo(db.Model):
     __tablename__ = "photos"
     # The newest published photos (home page, feed, browse pages), also of one association, read from an index
     # backwards instead of sorting every published row (bench/SCALE_NOTE.md: 93 ms -> under 1 ms at 100 000).
+    # The review queue, oldest first, from a partial index of the open photos (57 -> 0.07 ms at 100 000 on
+    # PostgreSQL): the queue writes its statuses into the SQL as literals, or no planner could match the condition.
     __table_args__ = (Index("ix_photos_status_changed", "status", "status_changed_at", "id"),
                       Index("ix_photos_status_association_changed", "status", "association_id", "status_changed_at",
-                            "id"))
+                            "id"),
+                      Index("ix_photos_open_created", "created_at", "id", sqlite_where=sql_text(OPEN_PHOTOS_SQL),
+                            postgresql_where=sql_text(OPEN_PHOTOS_SQL)))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     association_id: Mapped[int] = mapped_column(ForeignKey("associations.id"), index=True)

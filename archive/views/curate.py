@@ -18,7 +18,7 @@ from flask_babel import format_decimal
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from .. import audit, selection, vocabulary, workflow
@@ -63,7 +63,10 @@ def queue_filters() -> dict[str, tuple[str, tuple[PhotoStatus, ...]]]:
 def review_queue(session: Session, *, statuses: Iterable[PhotoStatus], association: Association | None,
                  number: int, per_page: int = PER_PAGE) -> Page:
     """Photos in ``statuses``, oldest first (first come, first reviewed), one page of them."""
-    query = select(Photo).where(Photo.status.in_(list(statuses)))
+    # The statuses as literals in the SQL (not parameters), so that the planner can use the partial index of the
+    # open photos (ix_photos_open_created) instead of walking every photo by date.
+    query = select(Photo).where(Photo.status.in_(bindparam("statuses", list(statuses), expanding=True,
+                                                           literal_execute=True)))
     if association is not None:
         query = query.where(Photo.association_id == association.id)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
