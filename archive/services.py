@@ -1,4 +1,4 @@
-"""Per-app services (object store, jobs), built once on first use and kept in app.extensions."""
+"""Per-app services (object store, jobs, search index, the gallery's cache), built once and kept in app.extensions."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from .storage import ObjectStore, make_store
 
 if TYPE_CHECKING:
     from .jobs import Jobs
+    from .outbox_cache import OutboxCache
     from .search import SearchIndex
 
 
@@ -41,3 +42,13 @@ def get_search_index() -> SearchIndex:
         ext["brucken.search"] = SearchIndex(Path(current_app.config["INDEX_DIR"]),
                                             lock_timeout=float(current_app.config["INDEX_LOCK_SECONDS"]))
     return ext["brucken.search"]
+
+
+def get_gallery_cache() -> OutboxCache:
+    """The public gallery's facet counts, kept per process until the archive changes."""
+    ext = current_app.extensions
+    if "brucken.gallery_cache" not in ext:
+        from .outbox_cache import OutboxCache
+
+        ext["brucken.gallery_cache"] = OutboxCache()
+    return ext["brucken.gallery_cache"]

@@ -257,3 +257,41 @@ def test_an_empty_archive(client: FlaskClient) -> None:
     feed = ET.fromstring(client.get("/feed.atom").data)
     assert feed.findall(f"{ATOM}entry") == [] and feed.find(f"{ATOM}updated").text.endswith("Z")
     assert client.get("/entdecken").status_code == 200
+
+
+def test_the_overview_counts_are_kept_until_the_archive_changes(client: FlaskClient, shown: dict[str, Any]) -> None:
+    """The counts are computed once, not for every visitor, and a withdrawal shows in the very next request."""
+    from sqlalchemy import event
+
+    def overview_and_counting_queries() -> tuple[str, int]:
+        seen: list[str] = []
+
+        def remember(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+            seen.append(statement)
+
+        event.listen(db.engine, "before_cursor_execute", remember)
+        try:
+            html = client.get("/entdecken").get_data(as_text=True)
+        finally:
+            event.remove(db.engine, "before_cursor_execute", remember)
+        return html, sum("count(" in statement.lower() for statement in seen)
+
+    first, counted = overview_and_counting_queries()
+    assert counted >= 4 and "/entdecken/jahr/2023" in first
+    again, counted = overview_and_counting_queries()
+    assert counted == 0 and again == first  # kept: nothing changed
+
+    _withdraw(shown["first"], shown["curator"])
+    after, counted = overview_and_counting_queries()
+    assert counted >= 4 and "/entdecken/jahr/2023" not in after and "Abendlicht" not in after
+
+    # An edit that writes no outbox event is seen once the answer is a minute old.
+    from archive.outbox_cache import OutboxCache
+
+    now = [1000.0]
+    client.application.extensions["brucken.gallery_cache"] = OutboxCache(clock=lambda: now[0])
+    assert overview_and_counting_queries()[1] >= 4
+    now[0] += 59
+    assert overview_and_counting_queries()[1] == 0
+    now[0] += 2
+    assert overview_and_counting_queries()[1] >= 4

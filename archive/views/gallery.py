@@ -22,6 +22,7 @@ from ..errors import Refusal
 from ..exhibitions import published_exhibitions
 from ..i18n import current_language
 from ..models import Licence, Photo, Place, Tag, db, utcnow
+from ..services import get_gallery_cache
 from ..workflow import LICENCES
 from . import page_number
 
@@ -113,20 +114,26 @@ def _not_found(code: str, de: str, en: str) -> Refusal:
 # Pages
 
 
+FACETS = {"associations": browse.association_facets, "cities": browse.city_facets, "places": browse.place_facets,
+          "tags": browse.tag_facets, "years": browse.year_facets}
+
+
+def _facets(*names: str) -> dict[str, list[browse.Facet]]:
+    """The facet counts, from the gallery's cache: they change only when the archive does."""
+    cache = get_gallery_cache()
+    return {name: cache.get(db.session, name, FACETS[name]) for name in names}
+
+
 @bp.get("/")
 def index() -> Any:
     session = db.session
     return render_template("gallery/index.html", photos=browse.newest_published(session),
-                           exhibitions=published_exhibitions(session),
-                           associations=browse.association_facets(session), cities=browse.city_facets(session))
+                           exhibitions=published_exhibitions(session), **_facets("associations", "cities"))
 
 
 @bp.get("/entdecken")
 def overview() -> Any:
-    session = db.session
-    return render_template("gallery/overview.html", associations=browse.association_facets(session),
-                           cities=browse.city_facets(session), places=browse.place_facets(session),
-                           tags=browse.tag_facets(session), years=browse.year_facets(session))
+    return render_template("gallery/overview.html", **_facets("associations", "cities", "places", "tags", "years"))
 
 
 def _browse_page(kind: str, heading: str, page: Any, endpoint_values: dict[str, Any], **extra: Any) -> Any:
