@@ -25,7 +25,7 @@ from . import media
 from .errors import Refusal, Unavailable, database_unavailable
 from .faults import crash_point
 from .models import DATABASE_UNAVAILABLE, Association, AuditEvent, Photo, PhotoStatus, User
-from .storage import ObjectStore, StorageError, content_key
+from .storage import ChecksumMismatch, ObjectStore, StorageError, content_key
 from .text import shorten_filename
 
 log = logging.getLogger(__name__)
@@ -193,6 +193,9 @@ class Ingest:
         key = content_key(staged.sha256)
         try:
             self.store.put_file(key, staged.path, media.ACCEPTED[header.format])
+        except ChecksumMismatch as error:
+            log.warning("storing %s failed: %s", key, error)
+            raise _damaged_on_the_way() from error
         except StorageError as error:
             log.warning("storing %s failed: %s", key, error)
             raise _store_down() from error
@@ -241,6 +244,17 @@ class Ingest:
 
     def _find(self, sha256: str) -> int | None:
         return self.session.scalar(select(Photo.id).where(Photo.sha256 == sha256))
+
+
+def _damaged_on_the_way() -> Unavailable:
+    # A 503, not a 4xx: the file itself is fine, and the same upload again usually goes through.
+    return Unavailable(
+        "storage_damaged",
+        "Das Foto ist auf dem Weg zum Fotospeicher beschädigt worden. Es wurde nichts gespeichert. "
+        "Bitte laden Sie es noch einmal hoch.",
+        "The photo was damaged on its way to the photo storage. Nothing was saved. Please upload it again.",
+        retry_after=5,
+    )
 
 
 def _store_down() -> Unavailable:

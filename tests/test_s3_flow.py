@@ -120,3 +120,31 @@ def test_init_makes_the_bucket(tmp_path: Path, s3_config: dict[str, Any]) -> Non
     with app.app_context():
         get_store().put_bytes("probe", b"x", "text/plain")
         assert get_store().exists("probe")
+
+
+def test_an_upload_damaged_on_its_way_to_s3_says_so_and_the_same_upload_again_goes_through(
+        s3_app: Flask, s3_config: dict[str, Any]) -> None:
+    from tests.test_s3_scale import FlipOneByte
+
+    add_member()
+    client = s3_app.test_client()
+    login(client, "mia", "pw-123456789")
+    photo = jpeg_bytes((10, 120, 200))
+    flip = FlipOneByte()  # one byte changed after the MD5 was taken: radosgw refuses the body
+    get_store().client.meta.events.register("before-sign.s3.PutObject", flip)
+    response = client.post("/upload", data={"photos": [(io.BytesIO(photo), "brücke.jpg")]},
+                           content_type="multipart/form-data", headers={"Accept": "application/json"})
+    get_store().client.meta.events.unregister("before-sign.s3.PutObject", flip)
+    assert flip.flipped >= 1
+    assert response.status_code == 503
+    reason = response.get_json()["results"][0]["reason"]
+    assert reason["code"] == "storage_damaged"
+    assert "beschädigt" in reason["de"] and "damaged on its way" in reason["en"]
+    assert db.session.scalar(select(func.count(Photo.id))) == 0
+    assert list(Path(s3_app.config["STAGING_DIR"]).iterdir()) == []
+    raw = admin_client_for(s3_config)
+    assert raw.list_objects_v2(Bucket=s3_config["S3_BUCKET"]).get("KeyCount", 0) == 0
+
+    again = client.post("/upload", data={"photos": [(io.BytesIO(photo), "brücke.jpg")]},
+                        content_type="multipart/form-data", headers={"Accept": "application/json"})
+    assert again.status_code == 201 and again.get_json()["results"][0]["outcome"] == "archived"
