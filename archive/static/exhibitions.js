@@ -85,11 +85,12 @@
   function save() {
     if (saving) { again = true; return; }
     saving = true;
+    var sent = ids();
     window.fetch(url, {
       method: "POST",
       credentials: "same-origin",
       headers: { "Content-Type": "application/json", "Accept": "application/json", "X-CSRFToken": token },
-      body: JSON.stringify({ item_ids: ids() })
+      body: JSON.stringify({ item_ids: sent })
     }).then(function (response) {
       if (response.ok) { return null; }
       return response.json().then(function (body) {
@@ -106,7 +107,8 @@
         announce(error);
         return;
       }
-      list.setAttribute("data-saved", ids().join(","));
+      // The order this request saved: a move made meanwhile is saved by the next request, not claimed here.
+      list.setAttribute("data-saved", sent.join(","));
       if (again) { again = false; save(); }
     });
   }

@@ -7,6 +7,7 @@ page is checked at phone width; screenshots go to test-artifacts/exhibition-*.pn
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -154,13 +155,32 @@ def test_reorder_by_keyboard_and_drag_publish_and_visit(browser: Any, archive_ap
                                                        "erster Stelle.")
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.dataset.direction") == "down"
+    # Both saves are held on their way, as on a slow connection: the list marks as saved only the order the
+    # server confirmed, and the second move is saved too (the list once marked the newest order as saved when only
+    # the first had arrived).
+    held: list[Any] = []
+    page.route("**/order", lambda route: held.append(route))
+
+    def wait_for_requests(count: int) -> None:
+        deadline = time.monotonic() + 10
+        while len(held) < count:
+            assert time.monotonic() < deadline, f"save {count} was never sent"
+            page.wait_for_timeout(50)
+
     page.keyboard.press("Enter")
     expect(page.locator("#order-status")).to_have_text("„Konrad-Adenauer-Brücke im Abendlicht“ ist jetzt an "
                                                        "Position 2 von 5.")
+    first_move = ",".join(page.locator("#ex-items > .ex-item").evaluate_all("lis => lis.map(li => li.dataset.itemId)"))
     # The focus stays on the same button, which moved with its photo; Enter again moves it on.
     assert page.evaluate("document.activeElement.closest('.ex-item').dataset.title") == titles[bridge]
     page.keyboard.press("Enter")
+    wait_for_requests(1)
+    held[0].continue_()
+    wait_for_requests(2)  # the newest order goes out once the first is answered
+    expect(page.locator("#ex-items")).to_have_attribute("data-saved", first_move)
+    held[1].continue_()
     wait_saved(page)
+    page.unroute("**/order")
     assert dom_order(page) == [titles[i] for i in (bonhomme, colorado, bridge, hochstrasse, tower)]
     assert saved_order(exhibition_id) == [bonhomme, colorado, bridge, hochstrasse, tower]
     assert page.locator(".ex-item").nth(2).locator(".ex-pos").inner_text() == "3"
