@@ -38,7 +38,8 @@ python_env() {
 
 # The whole suite on every database in TEST_DATABASES (default: SQLite and PostgreSQL; tests/servers/database.py),
 # side by side: each run starts its own servers, and a run spends about half its time waiting on them.
-# The first database's run prints here; the others write test-artifacts/pytest-<database>.log, shown at the end.
+# The first database's run prints here and runs every test; the others write test-artifacts/pytest-<database>.log,
+# shown at the end, and leave out the tests no database changes (marked any_database in tests/conftest.py).
 run_suite() {
   local databases status=0 code entry pid database log
   read -r -a databases <<< "${TEST_DATABASES:-sqlite postgresql}"
@@ -46,7 +47,8 @@ run_suite() {
   local others=()
   for database in "${databases[@]:1}"; do
     log="test-artifacts/pytest-${database}.log"
-    .venv/bin/python -m pytest -p no:cacheprovider --database="$database" "$@" > "$log" 2>&1 < /dev/null &
+    .venv/bin/python -m pytest -p no:cacheprovider --database="$database" --database-dependent-only "$@" \
+      > "$log" 2>&1 < /dev/null &
     others+=("$!:${database}:${log}")
   done
   .venv/bin/python -m pytest --database="${databases[0]}" "$@" || status=$?

@@ -25,9 +25,40 @@ CORPUS = ROOT.parent / "shared" / "corpus"
 PASSWORD = "correct horse battery"
 
 
+# Modules whose tests check what no database can change: image files, metadata, the search engine, the object
+# stores, settings and docs, the benchmarks' smoke runs (they make their own databases), and the accessibility of
+# the pages' markup. ./dev.sh test runs them in the first database's run only (--database-dependent-only).
+ANY_DATABASE = ("tests/test_media.py", "tests/test_metadata.py", "tests/test_search.py", "tests/test_storage.py",
+                "tests/test_s3_scale.py", "tests/test_settings.py", "tests/test_docs.py", "tests/test_catalogue.py",
+                "tests/test_bench_scale_smoke.py", "tests/test_bench_ingest_smoke.py",
+                "tests/e2e/test_accessibility.py")
+DEPENDENT_ONLY_OPTION = "--database-dependent-only"
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(DATABASE_OPTION, choices=DATABASE_CHOICES, default="sqlite",
                      help="the database every test's archive runs on (default: sqlite; see tests/servers/database.py)")
+    parser.addoption(DEPENDENT_ONLY_OPTION, action="store_true",
+                     help="leave out the tests marked any_database (a further database's run of the same suite)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.nodeid.split("::")[0] in ANY_DATABASE:
+            item.add_marker(pytest.mark.any_database)
+    if not config.getoption(DEPENDENT_ONLY_OPTION):
+        return
+    left_out = [item for item in items if item.get_closest_marker("any_database")]
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = [item for item in items if not item.get_closest_marker("any_database")]
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    if config.getoption(DEPENDENT_ONLY_OPTION):
+        return (f"{DEPENDENT_ONLY_OPTION}: the tests that no database changes ({len(ANY_DATABASE)} modules, marked "
+                "any_database) are left out; the first database's run has them")
+    return None
 
 
 @pytest.fixture(scope="session", autouse=True)
