@@ -87,6 +87,7 @@ def test_first_login_upload_and_photo_page(browser: object, running_archive: tup
     page.get_by_role("button", name="Hochladen", exact=True).click()
     # Each file goes in its own chunks; the summary appears when the last one is answered.
     expect(page.locator(".summary")).to_contain_text("3 neu archiviert", timeout=120_000)
+    expect(page.get_by_role("button", name="Hochladen", exact=True)).to_be_hidden()  # done: the links lead on
     page.screenshot(path=str(ARTIFACTS / f"results-{name}.png"), full_page=True)
     fits_the_screen(page)
 
