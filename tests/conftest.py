@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +106,26 @@ def running_archive(tmp_path: Path) -> Iterator[tuple[str, str]]:
             yield server
     except RuntimeError as error:
         pytest.fail(str(error), pytrace=False)
+
+
+@contextmanager
+def recorded_statements() -> Iterator[list[tuple[str, Any]]]:
+    """The SQL statements (with their parameters) that the current app's engine runs inside the block."""
+    from sqlalchemy import event
+
+    from archive.models import db
+
+    statements: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_rest: Any) -> None:
+        statements.append((statement, parameters))
+
+    engine = db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 
 from archive import workflow
 from archive.models import Exhibition, ExhibitionItem, ExhibitionStatus, Photo, User, db
-from tests.conftest import login
+from tests.conftest import login, recorded_statements
 from tests.photos import a_place, complete_bundle, publish, upload_one
 
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -261,20 +261,10 @@ def test_an_empty_archive(client: FlaskClient) -> None:
 
 def test_the_overview_counts_are_kept_until_the_archive_changes(client: FlaskClient, shown: dict[str, Any]) -> None:
     """The counts are computed once, not for every visitor, and a withdrawal shows in the very next request."""
-    from sqlalchemy import event
-
     def overview_and_counting_queries() -> tuple[str, int]:
-        seen: list[str] = []
-
-        def remember(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
-            seen.append(statement)
-
-        event.listen(db.engine, "before_cursor_execute", remember)
-        try:
+        with recorded_statements() as seen:
             html = client.get("/entdecken").get_data(as_text=True)
-        finally:
-            event.remove(db.engine, "before_cursor_execute", remember)
-        return html, sum("count(" in statement.lower() for statement in seen)
+        return html, sum("count(" in statement.lower() for statement, _ in seen)
 
     first, counted = overview_and_counting_queries()
     assert counted >= 4 and "/entdecken/jahr/2023" in first

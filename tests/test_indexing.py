@@ -17,7 +17,7 @@ from archive.indexing import compare
 from archive.ingest import Ingest
 from archive.models import Association, OutboxEvent, Photo, PhotoStatus, db
 from archive.services import get_jobs, get_search_index, get_store
-from tests.conftest import jpeg_bytes, login
+from tests.conftest import jpeg_bytes, login, recorded_statements
 
 
 def archive_photo(app: Flask, caption: str, slug: str = "pasadena", color: tuple[int, int, int] = (9, 9, 9)) -> int:
@@ -250,7 +250,7 @@ def test_curators_filter_by_status_on_the_page(app: Flask, client: FlaskClient, 
 def test_search_hides_changes_the_index_has_not_applied_yet_reading_only_newer_events(app: Flask) -> None:
     """``not_yet_hidden`` names the photos changed after the index's position that a visitor may no longer see,
     and reads only those newer events (SQLite walked the whole outbox on every anonymous search before)."""
-    from sqlalchemy import event, func
+    from sqlalchemy import func
 
     from archive.indexing import not_yet_hidden
     from archive.search import Viewer
@@ -271,16 +271,8 @@ def test_search_hides_changes_the_index_has_not_applied_yet_reading_only_newer_e
                             OutboxEvent(topic="settings.changed", photo_id=None)])
         db.session.commit()
 
-        statements: list[tuple[str, Any]] = []
-
-        def remember(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_rest: Any) -> None:
-            statements.append((statement, parameters))
-
-        event.listen(db.engine, "before_cursor_execute", remember)
-        try:
+        with recorded_statements() as statements:
             assert not_yet_hidden(db.session, Viewer(), position) == {unpublished, 987654}
-        finally:
-            event.remove(db.engine, "before_cursor_execute", remember)
         assert not_yet_hidden(db.session, Viewer(sees_everything=False, association="pasadena"), position) == {987654}
 
         if db.engine.dialect.name == "sqlite":  # PostgreSQL plans by its statistics, which these few rows do not set

@@ -5,20 +5,18 @@ the photo page, the queue, the grid and the search results, and who may do any o
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from archive import selection, workflow
 from archive.errors import Refusal
 from archive.models import AuditEvent, Photo, PhotoStatus, Rating, Shortlist, User, db, shortlist_photos
 from archive.services import get_jobs
-from tests.conftest import login
+from tests.conftest import login, recorded_statements
 from tests.photos import complete_bundle, publish, upload_one
 
 S = PhotoStatus
@@ -138,26 +136,12 @@ def test_rating_summaries_of_many_photos_take_one_query(app: Flask, member: Flas
     for photo_id, stars in zip(ids[:3], (5, 3, 1), strict=True):
         selection.rate(db.session, db.session.get(Photo, photo_id), people["curator"], stars)
     selection.rate(db.session, db.session.get(Photo, ids[0]), people["admin"], 2)
-    with counted_queries() as queries:
+    with recorded_statements() as queries:
         summaries = selection.rating_summaries(db.session, ids, people["admin"])
     assert len(queries) == 1
     assert summaries[ids[0]] == selection.RatingSummary(3.5, 2, 2)
     assert summaries[ids[1]] == selection.RatingSummary(3.0, 1, None)
     assert summaries[ids[3]] == selection.NO_RATINGS
-
-
-@contextmanager
-def counted_queries() -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", count)
-    try:
-        yield statements
-    finally:
-        event.remove(db.engine, "before_cursor_execute", count)
 
 
 # --------------------------------------------------------------------------------------------------------------------
